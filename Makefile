@@ -1,0 +1,52 @@
+# LLMs from First Principles: the two commands a reader needs are `make book` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB     := $(BIN)/jupyter-book
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=600 \
+               --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=0 -p no:cacheprovider
+
+.PHONY: help install book test unit notebooks-test book-strict notebooks clean
+
+help:
+	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
+	@echo "make test   - unit tests + every notebook through nbval + the book with warnings as errors"
+	@echo "make notebooks - re-execute every notebook in place (refresh the committed outputs)"
+
+# The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: install
+	$(JB) build . --keep-going
+	@echo
+	@echo "The book is at: $(abspath _build/html/index.html)"
+
+# pytest exits with 5 when it collects no test; that is not a failure of the course.
+unit: install
+	$(BIN)/python -m pytest tests -q || test $$? -eq 5
+
+notebooks-test: install
+	$(BIN)/python -m pytest $(NBVAL_FLAGS) notebooks
+
+# nbval has just proven that the committed outputs are what the code produces, so the strict
+# build renders those outputs instead of executing every notebook a second time.
+book-strict: install
+	@mkdir -p _build
+	sed 's/^\(  *execute_notebooks:\).*/\1 "off"/' _config.yml > _build/_config_strict.yml
+	$(JB) build . --config _build/_config_strict.yml -n -W --keep-going
+
+test: unit notebooks-test book-strict
+	@echo "All checks passed."
+
+notebooks: install
+	$(BIN)/python scripts/execute_notebooks.py notebooks/*.ipynb
+
+clean:
+	rm -rf _build

@@ -1,0 +1,73 @@
+"""Execute notebooks in place so that their committed outputs match the current code.
+
+Usage: python scripts/execute_notebooks.py notebooks/01_language_models.ipynb [...]
+
+Each notebook runs top to bottom in a fresh kernel from its own folder (as nbval and the book
+build do); the time taken and the peak memory of the kernel are printed, and the run fails if a
+notebook is over the course budget (3 minutes, 3 GB on 2 cores) unless --no-budget is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+BUDGET_SECONDS = 180
+BUDGET_BYTES = 3 * 1024**3
+
+
+def _peak_rss_of_kernel(client: NotebookClient) -> int | None:
+    try:
+        reply = client.kc.execute_interactive(
+            "import resource as _r, sys as _s; print('__PEAK__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)",
+            store_history=False, silent=False,
+            output_hook=lambda msg: _peak.append(msg.get("content", {}).get("text", "")),
+        )
+        del reply
+    except Exception:
+        return None
+    for text in _peak:
+        if "__PEAK__" in text:
+            return int(text.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+    return None
+
+
+_peak: list[str] = []
+
+
+def run(path: Path, budget: bool) -> bool:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        _peak.clear()
+        peak = _peak_rss_of_kernel(client)
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, path)
+    mem = f"{peak / 1024**2:.0f} MB" if peak else "unknown"
+    print(f"{path}: {seconds:.1f} s, peak kernel memory {mem}")
+    if budget and (seconds > BUDGET_SECONDS or (peak or 0) > BUDGET_BYTES):
+        print(f"  over the notebook budget ({BUDGET_SECONDS} s, {BUDGET_BYTES / 1024**3:.0f} GB)")
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--no-budget", action="store_true", help="do not fail on the time/memory budget")
+    args = parser.parse_args(argv)
+    ok = all([run(p, not args.no_budget) for p in args.notebooks])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
