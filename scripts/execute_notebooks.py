@@ -21,23 +21,18 @@ BUDGET_SECONDS = 180
 BUDGET_BYTES = 3 * 1024**3
 
 
-def _peak_rss_of_kernel(client: NotebookClient) -> int | None:
+_PEAK_CODE = "import resource as _r; print(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss)"
+
+
+def _peak_rss_of_kernel(client: NotebookClient, index: int) -> int | None:
+    """Peak resident memory of the kernel process in bytes, read by one extra (discarded) cell."""
+    cell = nbformat.v4.new_code_cell(_PEAK_CODE)
     try:
-        reply = client.kc.execute_interactive(
-            "import resource as _r, sys as _s; print('__PEAK__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)",
-            store_history=False, silent=False,
-            output_hook=lambda msg: _peak.append(msg.get("content", {}).get("text", "")),
-        )
-        del reply
+        client.execute_cell(cell, index)
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        return int(text.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
     except Exception:
         return None
-    for text in _peak:
-        if "__PEAK__" in text:
-            return int(text.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
-    return None
-
-
-_peak: list[str] = []
 
 
 def run(path: Path, budget: bool) -> bool:
@@ -48,8 +43,7 @@ def run(path: Path, budget: bool) -> bool:
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
-        _peak.clear()
-        peak = _peak_rss_of_kernel(client)
+        peak = _peak_rss_of_kernel(client, len(nb.cells))
     seconds = time.perf_counter() - start
     nbformat.write(nb, path)
     mem = f"{peak / 1024**2:.0f} MB" if peak else "unknown"
