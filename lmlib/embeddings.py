@@ -1,0 +1,223 @@
+"""The input layer: token embeddings (词嵌入) and positional encodings (位置编码).
+
+A Transformer sees a sequence of token ids ``idx: (B, T)``. The input layer turns it into
+vectors ``(B, T, C)`` (``C = d_model = n_embd``):
+
+* :class:`TokenEmbedding`: a lookup table ``W: (vocab_size, C)``; row ``idx[b, t]`` is the
+  vector of that token (equal to ``one_hot(idx) @ W``, without building the one-hot matrix).
+* Attention by itself ignores order, so position must be added:
+
+  - :class:`SinusoidalPositionalEncoding`: the fixed sines and cosines of "Attention Is All You
+    Need": ``PE[p, 2i] = sin(p / base^(2i/C))``, ``PE[p, 2i+1] = cos(p / base^(2i/C))``, added
+    to the token vectors;
+  - :class:`LearnedPositionalEmbedding`: a second lookup table ``(max_len, C)`` trained with
+    the model (GPT-2), added to the token vectors;
+  - :class:`RotaryEmbedding` (RoPE): nothing is added to the input; instead the queries and
+    keys inside attention are rotated by an angle proportional to their position, so that
+    ``q_m . k_n`` depends on the positions only through the offset ``m - n``.
+
+The additive modules take ``x: (B, T, C)`` and an ``offset`` (the position of ``x[:, 0]``, used
+with a KV cache) and return ``x`` plus the positions' vectors, same shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "TokenEmbedding",
+    "sinusoidal_encoding",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    "RotaryEmbedding",
+    "rotate_half",
+]
+
+
+def _check_positive_int(value, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_ids(idx: torch.Tensor, vocab_size: int) -> None:
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"token ids must be a tensor, got {type(idx).__name__}")
+    if idx.dtype not in (torch.long, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"token ids must be an integer tensor, got dtype {idx.dtype}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        bad = idx[(idx < 0) | (idx >= vocab_size)].flatten()[0].item()
+        raise ValueError(f"token id {bad} is out of range for a vocabulary of {vocab_size}")
+
+
+def _check_x(x: torch.Tensor, d_model: int, who: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects x of shape (B, T, C), got {shape}")
+    if x.shape[-1] != d_model:
+        raise ValueError(f"{who} was built for C = {d_model}, got x with C = {x.shape[-1]}")
+    if not x.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point x, got dtype {x.dtype}")
+
+
+def _check_offset(offset, t: int, max_len: int | None, who: str) -> None:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValueError(f"{who}: offset must be an int >= 0, got {offset!r}")
+    if max_len is not None and offset + t > max_len:
+        raise ValueError(f"{who}: positions {offset}..{offset + t - 1} exceed max_len = {max_len}")
+
+
+class TokenEmbedding(nn.Module):
+    """A lookup table of token vectors.
+
+    ``forward(idx: (B, T) int) -> (B, T, C)``: row ``idx[b, t]`` of ``weight: (vocab_size, C)``,
+    multiplied by ``sqrt(C)`` when ``scale=True`` (as in "Attention Is All You Need", where the
+    same matrix is also the output layer). Ids out of range raise ``ValueError``.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False):
+        super().__init__()
+        _check_positive_int(vocab_size, "vocab_size")
+        _check_positive_int(d_model, "d_model")
+        self.vocab_size, self.d_model, self.scale = vocab_size, d_model, scale
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.embedding.weight  # (vocab_size, C)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        _check_ids(idx, self.vocab_size)
+        x = self.embedding(idx.long())  # (..., C)
+        return x * math.sqrt(self.d_model) if self.scale else x
+
+
+def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0, offset: int = 0,
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The sinusoidal table ``PE: (n_positions, d_model)`` for positions ``offset..offset+n-1``.
+
+    ``PE[p, 2i] = sin(p * w_i)`` and ``PE[p, 2i+1] = cos(p * w_i)`` with ``w_i = base^(-2i/d)``:
+    each pair of dimensions is a clock turning at its own frequency, from one radian per
+    position (``i = 0``) down to ``1/base`` radians per position.
+    """
+    _check_positive_int(n_positions, "n_positions")
+    _check_positive_int(d_model, "d_model")
+    if d_model % 2:
+        raise ValueError(f"sinusoidal encodings need an even d_model, got {d_model}")
+    pos = torch.arange(offset, offset + n_positions, dtype=torch.float64)  # (T,)
+    freqs = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (C/2,)
+    angles = pos[:, None] * freqs[None, :]  # (T, C/2)
+    pe = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (T, C/2, 2)
+    return pe.reshape(n_positions, d_model).to(dtype)  # (T, C): sin, cos, sin, cos, ...
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds the fixed sinusoidal encodings: ``forward(x: (B, T, C), offset=0) -> (B, T, C)``.
+
+    The table for ``max_len`` positions is precomputed as a buffer ``pe: (max_len, C)`` (not a
+    parameter: nothing is learned), and an optional dropout follows the sum, as in the paper.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 4096, *, base: float = 10000.0, dropout: float = 0.0):
+        super().__init__()
+        _check_positive_int(max_len, "max_len")
+        self.d_model, self.max_len = d_model, max_len
+        self.register_buffer("pe", sinusoidal_encoding(max_len, d_model, base=base), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        _check_x(x, self.d_model, "SinusoidalPositionalEncoding")
+        T = x.shape[1]
+        _check_offset(offset, T, self.max_len, "SinusoidalPositionalEncoding")
+        return self.dropout(x + self.pe[offset:offset + T].to(x.dtype))  # (B, T, C) + (T, C)
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """Adds a learned vector per position (GPT-2's ``wpe``): ``forward(x: (B, T, C), offset=0)``.
+
+    ``weight: (max_len, C)``; positions at or beyond ``max_len`` have no vector, so asking for
+    them raises ``ValueError`` (a model with learned positions cannot read longer sequences).
+    """
+
+    def __init__(self, max_len: int, d_model: int):
+        super().__init__()
+        _check_positive_int(max_len, "max_len")
+        _check_positive_int(d_model, "d_model")
+        self.max_len, self.d_model = max_len, d_model
+        self.embedding = nn.Embedding(max_len, d_model)
+        nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.embedding.weight  # (max_len, C)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        _check_x(x, self.d_model, "LearnedPositionalEmbedding")
+        T = x.shape[1]
+        _check_offset(offset, T, self.max_len, "LearnedPositionalEmbedding")
+        pos = torch.arange(offset, offset + T, device=x.device)  # (T,)
+        return x + self.embedding(pos)  # (B, T, C) + (T, C)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last dimension: a 90-degree turn of
+    every pair ``(x[j], x[j + hs/2])``."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., hs/2) each
+    return torch.cat([-x2, x1], dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE) for queries and keys of one attention head.
+
+    Dimension ``j`` and ``j + hs/2`` form a pair (the "rotate half" layout used by GPT-NeoX
+    and Llama; the RoFormer paper pairs neighbours ``2j, 2j+1``, a fixed permutation of the same
+    thing). At position ``p`` the pair is rotated by the angle ``p * w_j`` with
+    ``w_j = base^(-2j/hs)``::
+
+        rope(x, p) = x * cos(p w) + rotate_half(x) * sin(p w)
+
+    A rotation by ``m w`` then one by ``-n w`` is one by ``(m - n) w``, so
+    ``rope(q, m) . rope(k, n) == rope(q, m - n) . k``: attention scores see only the offset.
+
+    ``forward(x: (..., T, hs), offset=0) -> (..., T, hs)`` rotates row ``t`` by position
+    ``offset + t`` (``offset`` may also be a LongTensor of T positions). Call it on the queries
+    and on the keys (``(B, n_head, T, hs)``), never on the values.
+    """
+
+    def __init__(self, head_dim: int, *, base: float = 10000.0):
+        super().__init__()
+        _check_positive_int(head_dim, "head_dim")
+        if head_dim % 2:
+            raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+        self.head_dim, self.base = head_dim, base
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin: (T, hs)`` for integer positions ``(T,)`` (each angle appears twice)."""
+        angles = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]  # (T, hs/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, hs)
+        return angles.cos(), angles.sin()
+
+    def forward(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ValueError("RotaryEmbedding expects x of shape (..., T, head_dim)")
+        if x.shape[-1] != self.head_dim:
+            raise ValueError(f"RotaryEmbedding was built for head_dim = {self.head_dim}, got {x.shape[-1]}")
+        if not x.is_floating_point():
+            raise TypeError(f"RotaryEmbedding expects a floating-point x, got dtype {x.dtype}")
+        T = x.shape[-2]
+        if isinstance(offset, torch.Tensor):
+            if offset.shape != (T,) or offset.is_floating_point():
+                raise ValueError(f"positions must be an integer tensor of shape ({T},), got "
+                                 f"{offset.dtype} {tuple(offset.shape)}")
+            positions = offset.to(x.device)
+        else:
+            _check_offset(offset, T, None, "RotaryEmbedding")
+            positions = torch.arange(offset, offset + T, device=x.device)  # (T,)
+        cos, sin = self.cos_sin(positions)  # (T, hs) each
+        out = x.float() * cos + rotate_half(x.float()) * sin  # (..., T, hs)
+        return out.to(x.dtype)
