@@ -11,7 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["to_numpy", "heatmap", "heatmap_grid", "plot_curves"]
+__all__ = ["to_numpy", "heatmap", "heatmap_grid", "plot_curves", "plot_attention", "confusion_matrix_plot"]
 
 
 def to_numpy(x) -> np.ndarray:
@@ -127,6 +127,58 @@ def heatmap_grid(
     return fig
 
 
+def plot_attention(
+    weights,
+    tokens: Sequence[str] | None = None,
+    *,
+    key_tokens: Sequence[str] | None = None,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    head_titles: Sequence[str] | None = None,
+    cell_size: float = 2.4,
+    suptitle: str | None = None,
+    vmax: float | None = 1.0,
+):
+    """Attention weights as a grid of heatmaps: one row per layer, one column per head.
+
+    ``weights``: ``(layers, heads, T_q, T_k)``, ``(heads, T_q, T_k)`` or ``(T_q, T_k)`` (a batch
+    dimension must be indexed away first). ``tokens`` label the queries (and the keys, unless
+    ``key_tokens`` is given, as for cross-attention). ``layers``/``heads`` select which to draw;
+    ``head_titles`` replaces the column titles "head 0", "head 1", ...
+    Rows of weights sum to 1, so the colour scale is fixed to ``[0, vmax]`` by default.
+    """
+    w = to_numpy(weights)
+    while w.ndim < 4:
+        w = w[None]
+    if w.ndim != 4:
+        raise ValueError(f"plot_attention expects (layers, heads, T_q, T_k), got shape {w.shape}")
+    layer_ids = list(range(w.shape[0])) if layers is None else list(layers)
+    head_ids = list(range(w.shape[1])) if heads is None else list(heads)
+    w = w[layer_ids][:, head_ids]
+    key_tokens = tokens if key_tokens is None else key_tokens
+    if tokens is not None and len(tokens) != w.shape[2]:
+        raise ValueError(f"{len(tokens)} query tokens for {w.shape[2]} query positions")
+    if key_tokens is not None and len(key_tokens) != w.shape[3]:
+        raise ValueError(f"{len(key_tokens)} key tokens for {w.shape[3]} key positions")
+    if head_titles is not None and len(head_titles) != w.shape[1]:
+        raise ValueError(f"{len(head_titles)} head titles for {w.shape[1]} heads")
+    if head_titles is None and w.shape[:2] != (1, 1):
+        head_titles = [f"head {i}" for i in head_ids]
+    fig = heatmap_grid(
+        w,
+        xlabels=None if key_tokens is None else [repr(t)[1:-1] for t in key_tokens],
+        ylabels=None if tokens is None else [repr(t)[1:-1] for t in tokens],
+        row_titles=[f"layer {i}" for i in layer_ids] if w.shape[0] > 1 else None,
+        col_titles=head_titles,
+        vmin=0.0,
+        vmax=vmax,
+        cell_size=cell_size,
+    )
+    if suptitle:
+        fig.suptitle(suptitle, y=1.02)
+    return fig
+
+
 def plot_curves(
     curves: dict[str, tuple[Sequence[float], Sequence[float]]],
     *,
@@ -159,3 +211,29 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def confusion_matrix_plot(cm, class_names: Sequence[str], *, normalize: bool = True, title: str | None = None,
+                          ax=None, figsize: tuple[float, float] = (4.5, 4)):
+    """A confusion matrix ``(K, K)`` (rows = true class, columns = predicted) as an annotated
+    heatmap; with ``normalize`` the colours show each row's fractions (recall on the diagonal)
+    and every cell is labelled with its count and fraction. Returns the figure."""
+    m = to_numpy(cm).astype(float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"a confusion matrix must be square (K, K), got shape {m.shape}")
+    if len(class_names) != m.shape[0]:
+        raise ValueError(f"{len(class_names)} class names for a {m.shape[0]}-class matrix")
+    rows = m.sum(1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    shown = frac if normalize else m
+    fig = heatmap(shown, xlabels=list(class_names), ylabels=list(class_names), xlabel="predicted", ylabel="true",
+                  title=title, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, ax=ax, figsize=figsize)
+    axis = fig.axes[0] if ax is None else ax
+    axis.tick_params(axis="x", labelrotation=0)
+    top = shown.max() if shown.size else 1.0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            axis.text(j, i, f"{int(m[i, j])}\n{frac[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                      color="white" if shown[i, j] > 0.6 * top else "black")
+    return fig
+
