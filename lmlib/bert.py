@@ -1,0 +1,227 @@
+"""An encoder-only Transformer with the BERT layout (Devlin et al., 2019).
+
+    input_ids (B, T), token_type_ids (B, T) -> word + position + segment embeddings -> LayerNorm -> dropout
+        -> n x post-norm EncoderLayer  [x = LN(x + attn(x)) ; x = LN(x + FFN(x))], attention in BOTH directions
+        -> hidden (B, T, H)
+        -> pooler: tanh(Linear(hidden[:, 0]))  -> pooled (B, H)        (the [CLS] summary)
+        -> masked-LM head: Linear -> GELU -> LayerNorm -> (tied word embeddings)^T + bias -> logits (B, T, V)
+
+Padding: ``attention_mask`` (B, T) holds 1 for real tokens and 0 for padding (the ``transformers``
+convention); padding positions are never attended to as keys (their own outputs are computed but
+meaningless). Unlike GPT, BERT uses the exact erf GELU and ``layer_norm_eps = 1e-12``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from lmlib.blocks import EncoderLayer
+from lmlib.feedforward import ACTIVATIONS, get_activation
+from lmlib.normalization import LayerNorm
+
+__all__ = ["BertConfig", "BertEmbeddings", "BertPooler", "BERT", "MaskedLMHead", "BertForMaskedLM"]
+
+
+@dataclass
+class BertConfig:
+    """Hyper-parameters of BERT (names as in ``transformers.BertConfig``; defaults = BERT-base)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_erf"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"BertConfig.{name} must be a positive int, got {v!r}")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(f"BertConfig: hidden_size ({self.hidden_size}) must be divisible by "
+                             f"num_attention_heads ({self.num_attention_heads})")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+                raise ValueError(f"BertConfig.{name} must be in [0, 1), got {v!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"BertConfig.hidden_act {self.hidden_act!r} unknown; choose one of {sorted(ACTIVATIONS)}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"BertConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        if not isinstance(self.pad_token_id, int) or not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"BertConfig.pad_token_id must be in [0, vocab_size), got {self.pad_token_id!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class BertEmbeddings(nn.Module):
+    """word + position + segment (token type) embeddings, then LayerNorm and dropout. -> (B, T, H)"""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        c = config
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.norm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)                      # (T,)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.norm(x))                                   # (B, T, H)
+
+
+class BertPooler(nn.Module):
+    """pooled = tanh(W · hidden[:, 0] + b): a summary vector from the first ([CLS]) position. -> (B, H)"""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+def _check_bert_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be a (B, T) tensor, got "
+                         f"{tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__}")
+    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    B, T = input_ids.shape
+    if T == 0:
+        raise ValueError("input_ids has no tokens (T = 0)")
+    if T > config.max_position_embeddings:
+        raise ValueError(f"sequence length {T} exceeds max_position_embeddings={config.max_position_embeddings}")
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    elif token_type_ids.shape != input_ids.shape:
+        raise ValueError(f"token_type_ids must have shape {tuple(input_ids.shape)}, got {tuple(token_type_ids.shape)}")
+    for name, t, n in (("input_ids", input_ids, config.vocab_size), ("token_type_ids", token_type_ids,
+                                                                        config.type_vocab_size)):
+        lo, hi = torch.aminmax(t)
+        if lo.item() < 0 or hi.item() >= n:
+            raise ValueError(f"{name} must be in [0, {n}), got values from {lo.item()} to {hi.item()}")
+    key_padding_mask = None
+    if attention_mask is not None:
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must have shape {tuple(input_ids.shape)} (1 = token, 0 = padding), "
+                             f"got {tuple(attention_mask.shape)}")
+        key_padding_mask = attention_mask == 0                      # (B, T) True = padding
+        if not torch.all(key_padding_mask | (attention_mask == 1)):
+            raise ValueError("attention_mask must contain only 1 (token) and 0 (padding)")
+    return token_type_ids, key_padding_mask
+
+
+class BERT(nn.Module):
+    """The BERT encoder. ``forward(input_ids, token_type_ids=None, attention_mask=None)
+    -> (hidden (B, T, H), pooled (B, H))``."""
+
+    def __init__(self, config: BertConfig, *, add_pooler: bool = True) -> None:
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"BERT expects a BertConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.embeddings = BertEmbeddings(c)
+        self.layers = nn.ModuleList(
+            EncoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, dropout=c.hidden_dropout_prob,
+                         attn_dropout=c.attention_probs_dropout_prob, activation=c.hidden_act, norm_first=False,
+                         layer_norm_eps=c.layer_norm_eps)
+            for _ in range(c.num_hidden_layers))
+        self.pooler = BertPooler(c.hidden_size) if add_pooler else None
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """BERT initialisation: N(0, 0.02) weights and embeddings, zero biases, padding row zero."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=0.02)
+                if m.padding_idx is not None:
+                    m.weight[m.padding_idx].zero_()
+            elif isinstance(m, LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """input_ids, token_type_ids, attention_mask: (B, T). Returns (hidden (B, T, H), pooled (B, H))."""
+        token_type_ids, key_padding_mask = _check_bert_inputs(self.config, input_ids, token_type_ids, attention_mask)
+        x = self.embeddings(input_ids, token_type_ids)                     # (B, T, H)
+        for layer in self.layers:
+            x = layer(x, key_padding_mask=key_padding_mask)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return x, pooled
+
+
+class MaskedLMHead(nn.Module):
+    """Linear -> activation -> LayerNorm -> decoder (weights tied to the word embeddings) + bias.
+
+    ``forward(hidden (B, T, H)) -> logits (B, T, V)``.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        H, V = config.hidden_size, config.vocab_size
+        self.transform = nn.Linear(H, H)
+        self.act = get_activation(config.hidden_act)
+        self.norm = LayerNorm(H, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(H, V, bias=False)
+        self.bias = nn.Parameter(torch.zeros(V))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.transform(hidden)))) + self.bias
+
+
+class BertForMaskedLM(nn.Module):
+    """BERT + masked-language-model head.
+
+    ``forward(input_ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits (B, T, V), loss)``;
+    ``labels`` (B, T) hold the original ids at masked positions and -100 elsewhere; ``loss`` is the
+    mean cross-entropy over the positions whose label is not -100 (None without labels).
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BERT(config)
+        self.mlm_head = MaskedLMHead(config)
+        with torch.no_grad():
+            nn.init.normal_(self.mlm_head.transform.weight, std=0.02)
+            nn.init.zeros_(self.mlm_head.transform.bias)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Make the output matrix the word-embedding matrix (one shared Parameter)."""
+        self.mlm_head.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)
+        logits = self.mlm_head(hidden)                                      # (B, T, V)
+        loss = None
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels must have shape {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return logits, loss

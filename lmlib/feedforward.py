@@ -1,0 +1,77 @@
+"""The position-wise feed-forward network (FFN) of a Transformer block, and its activations.
+
+``FFN(x) = W2 · act(W1 · x + b1) + b2`` applied to every position separately; ``x: (B, T, d_model)``,
+hidden width ``d_ff`` (4 · d_model in GPT-2 and BERT).
+
+Two GELUs are in use and they are NOT the same function:
+
+* ``gelu_erf``  -- the exact ``x · Φ(x) = x/2 · (1 + erf(x/√2))`` (BERT, ``torch.nn.GELU()``).
+* ``gelu_tanh`` -- the tanh approximation ``x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`` used by
+  GPT-2 (``torch.nn.GELU(approximate="tanh")``, Hugging Face ``"gelu_new"``).
+They differ by at most about 5e-4 (near |x| ≈ 2.7), which is why converted GPT-2 weights must use the tanh form.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+__all__ = ["gelu_erf", "gelu_tanh", "ACTIVATIONS", "get_activation", "FeedForward"]
+
+
+def gelu_erf(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU: x · Φ(x), Φ the standard normal CDF."""
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's tanh approximation of GELU."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+# Names -> fast (fused) torch implementations of the formulas above (tests check they agree).
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": lambda x: F.gelu(x),                       # erf form
+    "gelu_erf": lambda x: F.gelu(x),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+}
+
+
+def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation called ``name`` (one of ``ACTIVATIONS``); ValueError for an unknown name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: Linear(d_model, d_ff) -> activation -> Linear(d_ff, d_model) -> dropout.
+
+    ``forward(x: (..., d_model)) -> (..., d_model)``. Submodules are ``fc_in`` and ``fc_out``.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, activation: str = "gelu_tanh", dropout: float = 0.0,
+                 bias: bool = True) -> None:
+        super().__init__()
+        for name, v in (("d_model", d_model), ("d_ff", d_ff)):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.activation_name = activation
+        self.act = get_activation(activation)
+        self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
+        self.fc_out = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (..., d_model)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation_name!r}"

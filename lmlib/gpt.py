@@ -1,0 +1,172 @@
+"""A decoder-only Transformer language model with the GPT-2 layout.
+
+GPT-2 (Radford et al., 2019) is a stack of pre-norm decoder blocks without cross-attention:
+
+    idx (B, T) -> token embedding + learned position embedding -> dropout
+               -> n_layer x [x + attn(LN(x)) ; x + FFN(LN(x))]          (causal self-attention)
+               -> final LayerNorm -> lm_head (weights tied to the token embedding) -> logits (B, T, V)
+
+The FFN uses the tanh approximation of GELU, as GPT-2 does. Weights are initialised as in GPT-2:
+N(0, 0.02) for every matrix and embedding, with the two projections that write into the residual
+stream (attention output and FFN output) scaled by 1/sqrt(2 · n_layer).
+
+Generation with a KV cache: ``caches = model.new_kv_caches()``, then call ``model(idx, kv_caches=caches)``
+with the prompt and afterwards one token at a time; positions continue from ``caches[0].length``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from lmlib.attention import KVCache
+from lmlib.blocks import DecoderLayer
+from lmlib.normalization import LayerNorm
+
+__all__ = ["GPTConfig", "GPT"]
+
+
+def _positive_int(name: str, v) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ValueError(f"GPTConfig.{name} must be a positive int, got {v!r}")
+
+
+@dataclass
+class GPTConfig:
+    """Hyper-parameters of a GPT. Validated on construction (ValueError naming the bad field)."""
+
+    vocab_size: int
+    block_size: int      # maximum context length (number of learned positions)
+    n_layer: int
+    n_head: int
+    n_embd: int          # d_model; the FFN width is 4 * n_embd as in GPT-2
+    dropout: float = 0.0
+    bias: bool = True    # biases in Linear layers and LayerNorms
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            _positive_int(name, getattr(self, name))
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"GPTConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+
+    @classmethod
+    def gpt2(cls, size: str = "small", **overrides) -> "GPTConfig":
+        """The published GPT-2 shapes: "small" (124M), "medium" (350M), "large" (774M), "xl" (1558M)."""
+        shapes = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 1280), "xl": (48, 25, 1600)}
+        if size not in shapes:
+            raise ValueError(f"unknown GPT-2 size {size!r}; choose one of {sorted(shapes)}")
+        n_layer, n_head, n_embd = shapes[size]
+        kw = dict(vocab_size=50257, block_size=1024, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+        kw.update(overrides)
+        return cls(**kw)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GPT(nn.Module):
+    """GPT-2-layout language model. ``forward(idx, targets=None, *, kv_caches=None) -> (logits, loss)``.
+
+    Submodules: ``wte`` (token embedding), ``wpe`` (position embedding), ``drop``, ``blocks``
+    (``n_layer`` pre-norm :class:`~lmlib.blocks.DecoderLayer` without cross-attention), ``ln_f``,
+    ``lm_head`` (its weight *is* ``wte.weight``).
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        self.wpe = nn.Embedding(c.block_size, c.n_embd)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            DecoderLayer(c.n_embd, c.n_head, 4 * c.n_embd, cross_attention=False, dropout=c.dropout,
+                         activation="gelu_tanh", norm_first=True, layer_norm_eps=c.layer_norm_eps, bias=c.bias)
+            for _ in range(c.n_layer))
+        self.ln_f = LayerNorm(c.n_embd, eps=c.layer_norm_eps, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying: one (V, C) matrix used twice
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation (see the module docstring)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            elif isinstance(m, LayerNorm):
+                nn.init.ones_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        scaled_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.self_attn.out_proj.weight, mean=0.0, std=scaled_std)
+            nn.init.normal_(block.ffn.fc_out.weight, mean=0.0, std=scaled_std)
+
+    def new_kv_caches(self) -> list[KVCache]:
+        """One empty :class:`~lmlib.attention.KVCache` per layer, for incremental decoding."""
+        return [KVCache() for _ in range(self.config.n_layer)]
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Number of parameters (the tied matrix counted once); ``non_embedding`` drops wte and wpe."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.wte.weight.numel() + self.wpe.weight.numel()
+        return n
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
+                kv_caches: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx: (B, T) long token ids; targets: (B, T) long (-100 = ignore) or None.
+
+        Returns ``(logits (B, T, vocab_size), loss)`` where loss is the mean cross-entropy over the
+        non-ignored targets (None without targets).
+        """
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+            raise ValueError(f"idx must be a (B, T) tensor of token ids, got "
+                             f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__}")
+        if idx.dtype not in (torch.long, torch.int32):
+            raise TypeError(f"idx must hold integer token ids (int64 or int32), got dtype {idx.dtype}")
+        B, T = idx.shape
+        offset = 0
+        if kv_caches is not None:
+            if len(kv_caches) != self.config.n_layer:
+                raise ValueError(f"expected {self.config.n_layer} KV caches (one per layer), got {len(kv_caches)}")
+            offset = kv_caches[0].length
+        if T == 0:
+            raise ValueError("idx has no tokens (T = 0)")
+        if offset + T > self.config.block_size:
+            raise ValueError(f"sequence of {offset + T} tokens ({offset} cached + {T} new) is longer than "
+                             f"block_size={self.config.block_size}")
+        lo, hi = torch.aminmax(idx)
+        if lo.item() < 0 or hi.item() >= self.config.vocab_size:
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got values from "
+                             f"{lo.item()} to {hi.item()}")
+        pos = torch.arange(offset, offset + T, device=idx.device)             # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))                          # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, is_causal=True, kv_cache=None if kv_caches is None else kv_caches[i])
+        x = self.ln_f(x)
+        logits = self.lm_head(x)                                              # (B, T, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
+            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
+        return logits, loss
