@@ -11,30 +11,21 @@ Usage::
     .venv/bin/python benchmarks/bench_attention.py --quick    # a fast smoke run
     .venv/bin/python benchmarks/bench_attention.py --device cuda --lengths 512 1024 2048 4096 8192
 
-The helpers ``time_pair``, ``peak_memory`` and ``track_large_allocations`` are also used by the
-Chapter 3 notebook.
-
-Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above what the inputs already use; on
-CPU (Linux), the rise of the process's peak resident set (``VmHWM``, reset through
-``/proc/self/clear_refs``) above the resident set before the call, after
-``track_large_allocations()`` has made freed large blocks go back to the OS. CPU figures are coarser
-(allocator caching, page granularity) but show the same T^2 growth.
+Time and peak memory are measured with ``lmlib.benchmarking`` (see there how).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lmlib.attention import fused_attention, scaled_dot_product_attention  # noqa: E402
+from lmlib.benchmarking import peak_memory, time_pair, track_large_allocations  # noqa: E402
 
 
 def explicit(q, k, v, causal):
@@ -46,93 +37,6 @@ def fused(q, k, v, causal):
 
 
 IMPLS = {"explicit": explicit, "fused": fused}
-
-
-# ---------------------------------------------------------------------------- measuring helpers
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _cpu_mem() -> tuple[int, int]:
-    """(peak resident bytes since the last reset, current resident bytes) of this process."""
-    s = Path("/proc/self/status").read_text()
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", s).group(1)) * 1024
-    rss = int(re.search(r"VmRSS:\s+(\d+)", s).group(1)) * 1024
-    return hwm, rss
-
-
-def track_large_allocations() -> None:
-    """Make glibc hand every allocation of 64 KiB or more straight back to the OS when freed.
-
-    Otherwise freed tensors stay resident inside malloc's heap, later tensors reuse them, and
-    the peak resident set no longer shows what one call needs.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 0)          # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-def _malloc_trim() -> None:
-    """Give free heap pages back to the OS, so that reusing them shows up in the resident set."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _cpu_reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory(fn, device: torch.device) -> float:
-    """Extra peak memory (bytes) that one call of ``fn()`` needs, beyond what exists before it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        out = fn()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        del out
-        return float(peak)
-    _malloc_trim()
-    if not _cpu_reset_peak():  # not Linux: no way to reset the peak resident set
-        return math.nan
-    _, before = _cpu_mem()
-    out = fn()
-    peak, _ = _cpu_mem()
-    del out
-    return float(max(peak - before, 0))
-
-
-def time_pair(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved."""
-    for fn in fns.values():  # warm-up
-        fn()
-    _sync(device)
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # ---------------------------------------------------------------------------- main
