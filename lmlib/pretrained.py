@@ -1,0 +1,277 @@
+"""Trained models that are trained once and then loaded from a cache.
+
+Later chapters need "the pretrained course model" without spending minutes retraining it every
+time a notebook runs. :func:`cached_model` is the generic mechanism; :func:`course_gpt` uses it
+for the character-level GPT of chapter 5 (chapter 7 fine-tunes that model).
+
+How the cache works
+-------------------
+A model is described by a JSON-serialisable *recipe* (architecture, data, optimisation: every
+setting that changes the trained weights). The SHA-256 of the recipe's canonical JSON names a
+folder ``<cache>/<name>-<hash16>/`` holding
+
+* ``model.safetensors``: the weights as an :mod:`lmlib.checkpoint` file (no optimiser state),
+  with the training :class:`~lmlib.training.History` and any extra results in its metadata;
+* ``recipe.json``: the recipe, for people browsing the cache.
+
+If the folder exists and its file loads (the recipe hash matches and the tensors fit the model),
+the model is loaded in about a second. Otherwise it is trained deterministically (seeded) and
+saved atomically, so an interrupted run never leaves a broken entry; a corrupt entry is
+reported and retrained. Changing any recipe setting gives a new hash, hence a new entry.
+
+The cache folder is ``$LMLIB_CACHE`` when that environment variable is set, else
+``~/.cache/lmlib``. Delete the folder (or pass ``retrain=True``) to force retraining.
+
+Generic use (e.g. chapter 6's BERT)::
+
+    result = cached_model("tiny-bert", recipe, build=lambda: BertForMaskedLM(cfg),
+                          fit=lambda model: train(model, get_batch, TrainConfig(**recipe["train"])))
+    result.model, result.history, result.from_cache
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from lmlib import checkpoint as ckpt
+from lmlib.training import History, TrainConfig, seed_everything
+
+__all__ = [
+    "cache_dir",
+    "recipe_hash",
+    "Cached",
+    "cached_model",
+    "store",
+    "COURSE_GPT_RECIPE",
+    "CourseGPT",
+    "course_gpt",
+    "train_course_gpt",
+    "course_data",
+    "merge_recipe",
+]
+
+RECIPE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$LMLIB_CACHE`` if set, else ``~/.cache/lmlib`` (created when needed)."""
+    env = os.environ.get("LMLIB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lmlib"
+
+
+def recipe_hash(recipe: Mapping[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the recipe's canonical JSON (sorted keys)."""
+    try:
+        text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    except TypeError as exc:
+        raise TypeError(f"a recipe must be JSON-serialisable: {exc}") from None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Cached:
+    """A model from :func:`cached_model`: ``history`` and ``results`` are what ``fit`` returned."""
+
+    model: nn.Module
+    history: History | None
+    results: dict[str, Any]
+    recipe: dict[str, Any]
+    path: Path
+    from_cache: bool
+
+
+def cached_model(
+    name: str,
+    recipe: Mapping[str, Any],
+    build: Callable[[], nn.Module],
+    fit: Callable[[nn.Module], History | tuple[History, dict] | None],
+    *,
+    seed: int = 0,
+    retrain: bool = False,
+    verbose: bool = True,
+    cache: str | os.PathLike | None = None,
+) -> Cached:
+    """Load the model trained from ``recipe`` from the cache, or build, train and cache it.
+
+    ``build()`` makes the untrained model (called after seeding everything with ``seed``, so its
+    initialisation is reproducible). ``fit(model)`` trains it in place and returns a
+    :class:`History`, or ``(History, results)`` where ``results`` is a JSON-serialisable dict of
+    extra figures to keep with the weights, or ``None``. ``cache`` overrides :func:`cache_dir`.
+    """
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
+    recipe = json.loads(json.dumps(dict(recipe)))  # canonical, detached copy
+    h = recipe_hash(recipe)
+    folder = Path(cache) if cache is not None else cache_dir()
+    folder = folder / f"{name}-{h}"
+    path = folder / "model.safetensors"
+
+    seed_everything(seed)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
+    if path.exists() and not retrain:
+        try:
+            state = ckpt.load_checkpoint(path, model, restore_rng=False)
+            if state.extra.get("recipe_hash") != h:
+                raise ValueError(f"recipe hash {state.extra.get('recipe_hash')} != {h}")
+            hist = state.extra.get("history")
+            if verbose:
+                print(f"Loaded {name!r} from the cache: {path}")
+            return Cached(model, History.from_dict(hist) if hist else None, state.extra.get("results", {}),
+                          recipe, path, True)
+        except (ValueError, KeyError) as exc:
+            warnings.warn(f"ignoring the unusable cache entry {path} ({exc}); training again")
+            seed_everything(seed)
+            model = build()
+
+    if verbose:
+        print(f"Training {name!r} (not in the cache yet; it will be saved to {path})")
+    out = fit(model)
+    results: dict[str, Any] = {}
+    history = out
+    if isinstance(out, tuple):
+        history, results = out
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"fit() must return a History, (History, dict) or None, got {type(out).__name__}")
+    store(name, recipe, model, history, results, cache=cache)
+    return Cached(model, history, results, recipe, path, False)
+
+
+def store(name: str, recipe: Mapping[str, Any], model: nn.Module, history: History | None,
+          results: Mapping[str, Any] | None = None, *, cache: str | os.PathLike | None = None) -> Path:
+    """Put a trained model into the cache under ``recipe`` (what :func:`cached_model` does after
+    training; also used by ``python -m lmlib.train --cache``). Returns the weights' path."""
+    recipe = json.loads(json.dumps(dict(recipe)))
+    h = recipe_hash(recipe)
+    folder = (Path(cache) if cache is not None else cache_dir()) / f"{name}-{h}"
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = {"recipe_hash": h, "recipe": recipe, "history": history.to_dict() if history else None,
+             "results": dict(results or {})}
+    path = folder / "model.safetensors"
+    ckpt.save_checkpoint(path, model, step=len(history.steps) if history else 0, extra=extra)
+    tmp = folder / "recipe.json.tmp"
+    tmp.write_text(json.dumps(recipe, indent=2, sort_keys=True))
+    os.replace(tmp, folder / "recipe.json")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The course's character-level GPT
+# --------------------------------------------------------------------------------------------
+
+#: The recipe of the chapter-5 model, sized to train in about a minute or two on two CPU cores.
+COURSE_GPT_RECIPE: dict[str, Any] = {
+    "version": RECIPE_VERSION,
+    "data": {"tokenizer": "char", "split_seed": 0, "batch_size": 16, "eval_batches": 8},
+    "model": {"block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": True},
+    "train": {"max_steps": 400, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 20, "weight_decay": 0.1,
+              "betas": [0.9, 0.99], "grad_clip": 1.0, "eval_interval": 50, "seed": 0},
+}
+
+
+def merge_recipe(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(dict(base)))
+    for k, v in overrides.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = merge_recipe(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class CourseData:
+    """The character data of the course model: tokenizer and the three splits as id tensors."""
+
+    tokenizer: Any
+    split: Any
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+def course_data(split_seed: int = 0) -> CourseData:
+    """Character tokenizer over every character of the corpus (so held-out plays never meet an
+    unknown character; the same ids as :class:`lmlib.data.CharVocab`) and the play split."""
+    from lmlib.data import corpus_text, split_plays
+    from lmlib.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.from_text(corpus_text())
+    split = split_plays(seed=split_seed)
+
+    def ids(part: str) -> torch.Tensor:
+        return torch.tensor(tok.encode(split.text(part)), dtype=torch.int16)
+
+    return CourseData(tok, split, ids("train"), ids("val"), ids("test"))
+
+
+@dataclass
+class CourseGPT:
+    """The course model and everything that comes with it."""
+
+    model: nn.Module
+    tokenizer: Any
+    history: History
+    recipe: dict[str, Any]
+    data: CourseData = field(repr=False)
+    path: Path
+    from_cache: bool
+
+
+def _build_course_gpt(recipe: Mapping[str, Any], vocab_size: int) -> nn.Module:
+    from lmlib.gpt import GPT, GPTConfig
+
+    return GPT(GPTConfig(vocab_size=vocab_size, **recipe["model"]))
+
+
+def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseData, *,
+                     progress: bool = True, checkpoint_path: str | None = None,
+                     checkpoint_interval: int | None = None, resume_from: str | None = None) -> History:
+    """Train ``model`` on the training plays as the recipe says (used by :func:`course_gpt` and by
+    the command line ``python -m lmlib.train``). Evaluates on fixed batches of the validation
+    plays every ``eval_interval`` steps."""
+    from lmlib.data import sample_batch
+    from lmlib.training import make_lm_eval_fn, train
+
+    d = recipe["data"]
+    block = recipe["model"]["block_size"]
+    cfg = TrainConfig(**recipe["train"], progress=progress, checkpoint_path=checkpoint_path,
+                      checkpoint_interval=checkpoint_interval, desc="pretraining")
+    train_ids = data.train
+
+    def get_batch(g: torch.Generator):
+        return sample_batch(train_ids, block, d["batch_size"], generator=g)
+
+    eval_fn = make_lm_eval_fn(data.val, block, d["batch_size"], n_batches=d["eval_batches"], name="val loss")
+    return train(model, get_batch, cfg, eval_fn=eval_fn, resume_from=resume_from)
+
+
+def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True, retrain: bool = False,
+               verbose: bool = True, cache: str | os.PathLike | None = None) -> CourseGPT:
+    """The chapter-5 character-level GPT, trained on the training plays of ``split_plays(0)``.
+
+    ``recipe`` (optional) overrides parts of :data:`COURSE_GPT_RECIPE`, e.g.
+    ``{"train": {"max_steps": 5000}}`` for a longer run. Loaded from the cache when this exact
+    recipe was trained before (see the module docstring), otherwise trained and cached.
+    """
+    full = merge_recipe(COURSE_GPT_RECIPE, recipe or {})
+    if full["data"].get("tokenizer") != "char":
+        raise ValueError("course_gpt supports the character tokenizer only")
+    data = course_data(full["data"]["split_seed"])
+    res = cached_model(
+        "course-gpt", full,
+        build=lambda: _build_course_gpt(full, data.tokenizer.vocab_size),
+        fit=lambda m: train_course_gpt(m, full, data, progress=progress),
+        seed=full["train"].get("seed", 0), retrain=retrain, verbose=verbose, cache=cache)
+    res.model.eval()
+    return CourseGPT(res.model, data.tokenizer, res.history, full, data, res.path, res.from_cache)

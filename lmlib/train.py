@@ -1,0 +1,158 @@
+"""Command line: pretrain the course's character-level GPT from a JSON config file.
+
+    python -m lmlib.train --config configs/shakespeare_char.json
+    python -m lmlib.train --config configs/shakespeare_char_long.json --out runs/long --cache
+
+The config file holds a *recipe* in the format of :data:`lmlib.pretrained.COURSE_GPT_RECIPE`
+(sections ``data``, ``model``, ``train``); any setting left out takes the default of that
+recipe. Two optional top-level keys control the run itself and do not change the result:
+``out_dir`` (default ``runs/<config name>``) and ``checkpoint_interval`` (default 500 steps).
+
+The run writes ``<out_dir>/checkpoint.safetensors`` every ``checkpoint_interval`` steps (model,
+optimiser, RNG states, history: see :mod:`lmlib.checkpoint`); ``--resume`` continues from it and
+ends with exactly the weights an uninterrupted run would have. At the end it evaluates the
+model on the whole text of the held-out test plays and writes ``<out_dir>/metrics.json`` (loss
+in nats per character, perplexity, bits per character) and ``<out_dir>/history.json``, and
+prints a sample. With ``--cache`` the trained model is also stored in the lmlib cache, so that
+``lmlib.pretrained.course_gpt(recipe)`` in a notebook loads it instead of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning: on a shared, busy machine spinning threads slow
+# training many times over. Only effective when set before torch starts (as with `python -m`).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+__all__ = ["main", "evaluate_heldout", "load_config"]
+
+RUN_KEYS = ("out_dir", "checkpoint_interval")
+
+
+def load_config(path: str | Path) -> tuple[dict, dict]:
+    """``(recipe, run_options)`` from a JSON config file; errors name the problem."""
+    from lmlib.pretrained import COURSE_GPT_RECIPE, merge_recipe
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: the config must be a JSON object")
+    run = {k: raw.pop(k) for k in RUN_KEYS if k in raw}
+    unknown = sorted(set(raw) - set(COURSE_GPT_RECIPE))
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; expected {sorted(COURSE_GPT_RECIPE)} "
+                         f"and optionally {list(RUN_KEYS)}")
+    recipe = merge_recipe(COURSE_GPT_RECIPE, raw)
+    import dataclasses
+
+    from lmlib.gpt import GPTConfig
+    from lmlib.training import TrainConfig
+
+    allowed = {
+        "data": set(COURSE_GPT_RECIPE["data"]),
+        "model": {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"},
+        "train": {f.name for f in dataclasses.fields(TrainConfig)}
+        - {"progress", "desc", "checkpoint_path", "checkpoint_interval"},
+    }
+    for section, names in allowed.items():
+        if not isinstance(recipe[section], dict):
+            raise ValueError(f"{path}: section {section!r} must be a JSON object")
+        extra = sorted(set(recipe[section]) - names)
+        if extra:
+            raise ValueError(f"{path}: unknown setting(s) {extra} in section {section!r}; "
+                             f"the settings are {sorted(names)}")
+    run.setdefault("out_dir", str(Path("runs") / path.stem))
+    run.setdefault("checkpoint_interval", 500)
+    return recipe, run
+
+
+@torch.no_grad()
+def evaluate_heldout(model, ids: torch.Tensor, block_size: int, batch_size: int = 64) -> dict[str, float]:
+    """Loss (nats per token), perplexity and bits per token over ALL of ``ids``, in consecutive
+    windows of ``block_size`` tokens (:func:`lmlib.training.sequential_lm_batches`). For a
+    character model, bits per token are bits per character."""
+    from lmlib.training import evaluate_loss, sequential_lm_batches
+
+    loss = evaluate_loss(model, sequential_lm_batches(ids, block_size, batch_size))
+    return {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss / math.log(2),
+            "tokens": len(ids) - 1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lmlib.train",
+        description="Pretrain the course's character-level GPT on the training plays, with checkpoints, "
+                    "and evaluate it on the held-out test plays.",
+        epilog="Example: python -m lmlib.train --config configs/shakespeare_char.json. "
+               "The config is a JSON object with optional sections 'data', 'model', 'train' "
+               "(see lmlib.pretrained.COURSE_GPT_RECIPE for every setting and its default) and the "
+               "optional run keys 'out_dir' and 'checkpoint_interval'.")
+    parser.add_argument("--config", required=True, help="JSON config file (a recipe)")
+    parser.add_argument("--out", default=None, help="output folder (overrides out_dir of the config)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <out>/checkpoint.safetensors (bitwise the same result)")
+    parser.add_argument("--cache", action="store_true",
+                        help="also store the trained model in the lmlib cache (LMLIB_CACHE or ~/.cache/lmlib)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from lmlib.generation import generate_text
+    from lmlib.pretrained import _build_course_gpt, course_data, store, train_course_gpt
+    from lmlib.training import seed_everything
+
+    try:
+        recipe, run = load_config(args.config)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or run["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.safetensors"
+    if args.resume and not ckpt_path.exists():
+        parser.error(f"--resume: there is no checkpoint at {ckpt_path}")
+    (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
+
+    data = course_data(recipe["data"]["split_seed"])
+    seed_everything(recipe["train"].get("seed", 0))
+    model = _build_course_gpt(recipe, data.tokenizer.vocab_size)
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
+          f"training on {len(data.train):,} characters, {recipe['train']['max_steps']} steps")
+    t0 = time.time()
+    history = train_course_gpt(model, recipe, data, progress=not args.no_progress,
+                               checkpoint_path=str(ckpt_path), checkpoint_interval=run["checkpoint_interval"],
+                               resume_from=str(ckpt_path) if args.resume else None)
+    train_seconds = time.time() - t0
+    model.eval()
+    metrics = evaluate_heldout(model, data.test, recipe["model"]["block_size"])
+    metrics["train_seconds"] = train_seconds
+    metrics["val_loss_last"] = history.evals["val loss"][-1]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "history.json").write_text(json.dumps(history.to_dict()))
+    print(f"held-out test plays: loss {metrics['loss']:.4f} nats/char, perplexity {metrics['perplexity']:.3f}, "
+          f"{metrics['bits_per_char']:.4f} bits/char ({train_seconds / 60:.1f} min of training)")
+    if args.cache:
+        path = store("course-gpt", recipe, model, history)
+        print(f"stored in the cache: {path}")
+    g = torch.Generator().manual_seed(0)
+    print("sample:\n" + generate_text(model, data.tokenizer, "KING LEAR:\n", 300, temperature=0.8, generator=g))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
