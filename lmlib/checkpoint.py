@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmlib.weights import check_state_dict
+
 __all__ = ["CheckpointState", "save_checkpoint", "load_checkpoint", "read_checkpoint",
            "state_dict_for_saving", "atomic_save_tensors"]
 
@@ -218,19 +220,9 @@ def _check_model(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor],
         if target not in saved:
             raise ValueError(f"checkpoint {path}: alias {alias!r} points to missing tensor {target!r}")
         saved[alias] = saved[target]
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    shapes = sorted(f"{k}: checkpoint {tuple(saved[k].shape)} vs model {tuple(expected[k].shape)}"
-                    for k in set(saved) & set(expected) if saved[k].shape != expected[k].shape)
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
-    if shapes:
-        problems.append(f"mis-shaped tensors {shapes[:8]}")
-    if problems:
-        raise ValueError(f"checkpoint {path} does not match this {type(model).__name__}: " + "; ".join(problems))
+    check_state_dict({k: tuple(v.shape) for k, v in expected.items()},
+                     {k: tuple(v.shape) for k, v in saved.items()},
+                     where=f"checkpoint {path} ({type(model).__name__})")
     return saved
 
 

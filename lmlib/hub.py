@@ -152,6 +152,14 @@ def _load_folder_or_name(name: str, **kw):
 
 
 def _short(path: str) -> str:
+    """A path for messages: relative to the course cache when inside it (so the message is the
+    same wherever ``LMLIB_CACHE`` points), else with the home folder written as ``~``."""
+    from lmlib.pretrained import cache_dir
+
+    try:
+        return "<course cache>/" + Path(path).resolve().relative_to(cache_dir().resolve()).as_posix()
+    except ValueError:
+        pass
     home = str(Path.home())
     return "~" + path[len(home):] if path.startswith(home + os.sep) else path
 

@@ -84,10 +84,10 @@ def test_mismatched_model_is_a_clear_error_and_loads_nothing(tmp_path):
     path = ckpt.save_checkpoint(tmp_path / "c.safetensors", Tied(v=7, d=5))
     other = Tied(v=7, d=6)
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(ValueError, match="mis-shaped"):
+    with pytest.raises(ValueError, match="wrong shapes: .*emb.weight"):
         ckpt.load_checkpoint(path, other)
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
-    with pytest.raises(ValueError, match="missing tensors"):
+    with pytest.raises(ValueError, match="missing keys: .*0.weight.*unexpected keys"):
         ckpt.load_checkpoint(path, nn.Sequential(nn.Linear(2, 2)))
 
 
