@@ -1,0 +1,219 @@
+"""Labelled tasks made from the corpus itself, for fine-tuning (chapter 7).
+
+Genre classification
+--------------------
+An example is a short stretch of spoken text (a few consecutive lines of dialogue, speaker names
+and stage directions removed) labelled with the genre of its play. Train, validation and test
+examples come from different plays (:func:`lmlib.data.split_plays`), so a test passage is always
+from a play the model has never seen: it must recognise the *kind* of play, not the play.
+
+The corpus has six genre folders, but with one test play per genre, a six-way test would measure
+six single plays. The default merges them into the three kinds of the First Folio (1623):
+
+- ``comedy``  = comedies + problem plays + romances (the Folio printed *Measure for Measure*,
+  *All's Well*, *The Tempest* and *The Winter's Tale* among the comedies),
+- ``history`` = histories,
+- ``tragedy`` = tragedies + Roman plays (*Julius Caesar*, *Coriolanus*... are Folio tragedies).
+
+Two plays do not fit perfectly (the Folio placed *Cymbeline* with the tragedies, and
+*Troilus and Cressida* between the groups); folders are kept whole for simplicity. Pass
+``merge=False`` for the six folder genres.
+
+Instruction pairs
+-----------------
+:func:`speaker_pairs` builds ``("Who speaks: <line>\\nSpeaker:", " NAME\\n")`` pairs from one play's
+main characters, split at random into training and held-out prompts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from lmlib.data import GENRES, Split, load_play, split_plays
+
+__all__ = ["GENRE_GROUPS", "Example", "LabelledDataset", "genre_of", "play_chunks", "genre_dataset",
+           "speaker_pairs"]
+
+GENRE_GROUPS: dict[str, tuple[str, ...]] = {
+    "comedy": ("comedies", "problems", "romances"),
+    "history": ("histories",),
+    "tragedy": ("tragedies", "roman"),
+}
+
+
+def genre_of(folder_genre: str, merge: bool = True) -> str:
+    """The class name of a folder genre (``"roman" -> "tragedy"`` when merged)."""
+    if folder_genre not in GENRES:
+        raise ValueError(f"unknown genre {folder_genre!r}; the genres are {', '.join(GENRES)}")
+    if not merge:
+        return folder_genre
+    return next(k for k, v in GENRE_GROUPS.items() if folder_genre in v)
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int
+    play: str
+
+
+@dataclass
+class LabelledDataset:
+    """Texts with integer labels; ``class_names[label]`` names a label."""
+
+    examples: list[Example]
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([e.label for e in self.examples], dtype=torch.long)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> dict[str, int]:
+        c = Counter(e.label for e in self.examples)
+        return {name: c.get(i, 0) for i, name in enumerate(self.class_names)}
+
+    def subset(self, indices: Sequence[int]) -> "LabelledDataset":
+        return LabelledDataset([self.examples[i] for i in indices], self.class_names)
+
+    def balanced_sample(self, n: int, seed: int = 0) -> "LabelledDataset":
+        """``n`` examples, as equal per class as possible (the first ``n % K`` classes get one
+        more), drawn without replacement with ``random.Random(seed)``; nested: the sample of
+        a smaller ``n`` is contained in the sample of a larger one with the same seed."""
+        k = self.num_classes
+        if not isinstance(n, int) or n < k:
+            raise ValueError(f"a balanced sample needs n >= number of classes ({k}), got {n!r}")
+        rng = random.Random(seed)
+        by_class = [[i for i, e in enumerate(self.examples) if e.label == c] for c in range(k)]
+        for idx in by_class:
+            rng.shuffle(idx)
+        want = [n // k + (1 if c < n % k else 0) for c in range(k)]
+        for c in range(k):
+            if want[c] > len(by_class[c]):
+                raise ValueError(f"class {self.class_names[c]!r} has only {len(by_class[c])} examples; "
+                                 f"cannot draw {want[c]}")
+        chosen = sorted(i for c in range(k) for i in by_class[c][: want[c]])
+        return self.subset(chosen)
+
+
+def _spoken_lines(play_name: str) -> list[str]:
+    """All spoken lines of a play in order (no speaker names, no bracketed stage directions)."""
+    lines = []
+    for p in load_play(play_name).speeches():
+        for line in p.body.split("\n"):
+            line = line.strip()
+            if line and not (line.startswith("[") and line.endswith("]")):
+                lines.append(line)
+    return lines
+
+
+def _split_long(line: str, max_chars: int) -> list[str]:
+    """Cut a line longer than ``max_chars`` at word boundaries (prose speeches have long lines)."""
+    if len(line) <= max_chars:
+        return [line]
+    pieces, cur = [], ""
+    for word in line.split(" "):
+        if len(word) > max_chars:
+            word = word[:max_chars]  # a single "word" this long does not occur in the plays
+        if cur and len(cur) + 1 + len(word) > max_chars:
+            pieces.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
+def play_chunks(play_name: str, *, min_chars: int = 60, max_chars: int = 160) -> list[str]:
+    """A play's dialogue cut into consecutive chunks of whole lines, each of ``min_chars`` to
+    ``max_chars`` characters (lines joined with newlines). Lines longer than ``max_chars`` are
+    first cut at spaces; a last chunk shorter than ``min_chars`` is dropped."""
+    if not (isinstance(min_chars, int) and isinstance(max_chars, int) and 0 < min_chars <= max_chars):
+        raise ValueError(f"need 0 < min_chars <= max_chars, got {min_chars}, {max_chars}")
+    pieces = [p for line in _spoken_lines(play_name) for p in _split_long(line, max_chars)]
+    chunks, cur = [], []
+    size = 0
+    for piece in pieces:
+        extra = len(piece) + (1 if cur else 0)
+        if cur and size + extra > max_chars:
+            if size >= min_chars:
+                chunks.append("\n".join(cur))
+            cur, size = [], 0
+            extra = len(piece)
+        cur.append(piece)
+        size += extra
+    if cur and size >= min_chars:
+        chunks.append("\n".join(cur))
+    return chunks
+
+
+def genre_dataset(part: str, *, split: Split | None = None, merge: bool = True, min_chars: int = 60,
+                  max_chars: int = 160, max_per_play: int | None = None, seed: int = 0) -> LabelledDataset:
+    """Genre-labelled chunks of dialogue from the plays of one part of a split by play.
+
+    ``part``: ``"train"``, ``"val"`` or ``"test"`` of ``split`` (default ``split_plays(0)``).
+    ``max_per_play`` keeps a random subset of each play's chunks (``random.Random(seed)``), so
+    long plays do not dominate; ``None`` keeps all of them.
+    """
+    split = split if split is not None else split_plays(0)
+    plays = split[part]
+    if not plays:
+        raise ValueError(f"the {part!r} split has no plays")
+    class_names = tuple(GENRE_GROUPS) if merge else GENRES
+    rng = random.Random(seed)
+    examples = []
+    for name in plays:
+        label = class_names.index(genre_of(load_play(name).genre, merge))
+        chunks = play_chunks(name, min_chars=min_chars, max_chars=max_chars)
+        if max_per_play is not None and len(chunks) > max_per_play:
+            keep = sorted(rng.sample(range(len(chunks)), max_per_play))
+            chunks = [chunks[i] for i in keep]
+        examples += [Example(c, label, name) for c in chunks]
+    return LabelledDataset(examples, class_names)
+
+
+def speaker_pairs(play_name: str = "hamlet", *, top_k: int = 4, max_line_chars: int = 60, test_fraction: float = 0.25,
+                  seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """Instruction pairs "who speaks this line?" for the ``top_k`` most talkative characters of a play.
+
+    Each speech of those characters gives one pair from its first spoken line (speeches whose
+    first line is longer than ``max_line_chars`` or shorter than 10 characters are skipped):
+    prompt ``"Who speaks: <line>\\nSpeaker:"``, response ``" <NAME>\\n"``. Returns
+    ``(train_pairs, test_pairs, speakers)``, split at random (``random.Random(seed)``).
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    speeches = load_play(play_name).speeches()
+    counts = Counter(s.speaker for s in speeches)
+    speakers = [name for name, _ in counts.most_common(top_k)]
+    pairs = []
+    for s in speeches:
+        if s.speaker not in speakers:
+            continue
+        lines = [ln.strip() for ln in s.body.split("\n") if ln.strip() and not ln.strip().startswith("[")]
+        if not lines or not 10 <= len(lines[0]) <= max_line_chars:
+            continue
+        pairs.append((f"Who speaks: {lines[0]}\nSpeaker:", f" {s.speaker}\n"))
+    rng = random.Random(seed)
+    rng.shuffle(pairs)
+    n_test = max(1, int(round(test_fraction * len(pairs))))
+    return pairs[n_test:], pairs[:n_test], speakers
