@@ -27,17 +27,20 @@ _PEAK_CODE = "import resource as _r; print(_r.getrusage(_r.RUSAGE_SELF).ru_maxrs
 def _peak_rss_of_kernel(client: NotebookClient, index: int) -> int | None:
     """Peak resident memory of the kernel process in bytes, read by one extra (discarded) cell."""
     cell = nbformat.v4.new_code_cell(_PEAK_CODE)
+    client.nb.cells.append(cell)  # nbclient writes results back into the notebook by index
     try:
         client.execute_cell(cell, index)
         text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         return int(text.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
     except Exception:
         return None
+    finally:
+        client.nb.cells.pop()
 
 
 def run(path: Path, budget: bool) -> bool:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     with client.setup_kernel():
