@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from lmlib.pretrained import display_path
+
 __all__ = ["offline_by_env", "hub_reachable", "LoadedLM", "export_course_model", "load_causal_lm"]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -90,7 +92,7 @@ class LoadedLM:
     @property
     def description(self) -> str:
         if self.source == "course-fallback":
-            return (f"OFFLINE ({self.reason}): using the course's own character-level GPT from {_short(self.path)} "
+            return (f"OFFLINE ({self.reason}): using the course's own character-level GPT from {display_path(self.path)} "
                     f"instead of {self.name!r}")
         if self.source == "hf-cache":
             return f"offline ({self.reason}): using {self.name!r} from the local Hugging Face cache"
@@ -149,19 +151,6 @@ def _load_folder_or_name(name: str, **kw):
         tok = AutoTokenizer.from_pretrained(name, **kw)
         model = AutoModelForCausalLM.from_pretrained(name, **kw)
     return model.eval(), tok
-
-
-def _short(path: str) -> str:
-    """A path for messages: relative to the course cache when inside it (so the message is the
-    same wherever ``LMLIB_CACHE`` points), else with the home folder written as ``~``."""
-    from lmlib.pretrained import cache_dir
-
-    try:
-        return "<course cache>/" + Path(path).resolve().relative_to(cache_dir().resolve()).as_posix()
-    except ValueError:
-        pass
-    home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home + os.sep) else path
 
 
 def load_causal_lm(name: str = "gpt2", *, timeout: float = 1.5, fallback_dir: str | os.PathLike | None = None,

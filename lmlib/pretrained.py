@@ -68,6 +68,21 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "lmlib"
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path for messages: ``<course cache>/...`` inside the cache (the same text wherever
+    ``LMLIB_CACHE`` points), otherwise with the home folder written as ``~``."""
+    path = Path(path)
+    try:
+        return "<course cache>/" + path.resolve().relative_to(cache_dir().resolve()).as_posix()
+    except ValueError:
+        pass
+    home = Path.home()
+    try:
+        return "~/" + path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the recipe's canonical JSON (sorted keys)."""
     try:
@@ -126,7 +141,7 @@ def cached_model(
                 raise ValueError(f"recipe hash {state.extra.get('recipe_hash')} != {h}")
             hist = state.extra.get("history")
             if verbose:
-                print(f"Loaded {name!r} from the cache: {path}")
+                print(f"Loaded {name!r} from the cache: {display_path(path)}")
             return Cached(model, History.from_dict(hist) if hist else None, state.extra.get("results", {}),
                           recipe, path, True)
         except (ValueError, KeyError) as exc:
@@ -135,7 +150,7 @@ def cached_model(
             model = build()
 
     if verbose:
-        print(f"Training {name!r} (not in the cache yet; it will be saved to {path})")
+        print(f"Training {name!r} (not in the cache yet; it will be saved to {display_path(path)})")
     out = fit(model)
     results: dict[str, Any] = {}
     history = out
