@@ -19,6 +19,14 @@ Two plays do not fit perfectly (the Folio placed *Cymbeline* with the tragedies,
 *Troilus and Cressida* between the groups); folders are kept whole for simplicity. Pass
 ``merge=False`` for the six folder genres.
 
+Real or shuffled?
+-----------------
+:func:`shuffled_lines_dataset` labels single lines of speech: ``1`` ("real") for a line as the
+play has it, ``0`` ("shuffled") for a line whose words (split at spaces, punctuation staying
+with its word) were put in a random order. Both classes are made of the same words, so any
+model that only counts words is at chance by construction; what separates the classes is
+knowledge of the language (word order, which words go together).
+
 Instruction pairs
 -----------------
 :func:`speaker_pairs` builds ``("Who speaks: <line>\\nSpeaker:", " NAME\\n")`` pairs from one play's
@@ -37,7 +45,7 @@ import torch
 from lmlib.data import GENRES, Split, load_play, split_plays
 
 __all__ = ["GENRE_GROUPS", "Example", "LabelledDataset", "genre_of", "play_chunks", "genre_dataset",
-           "speaker_pairs"]
+           "shuffle_words", "shuffled_lines_dataset", "speaker_pairs"]
 
 GENRE_GROUPS: dict[str, tuple[str, ...]] = {
     "comedy": ("comedies", "problems", "romances"),
@@ -189,6 +197,63 @@ def genre_dataset(part: str, *, split: Split | None = None, merge: bool = True, 
             chunks = [chunks[i] for i in keep]
         examples += [Example(c, label, name) for c in chunks]
     return LabelledDataset(examples, class_names)
+
+
+def shuffle_words(line: str, rng: random.Random) -> str:
+    """The words of ``line`` (split at white space) in a random order that differs from the
+    original one. Raises ``ValueError`` when no different order exists (fewer than two distinct
+    words)."""
+    words = line.split()
+    if len(set(words)) < 2:
+        raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words")
+    while True:
+        perm = words[:]
+        rng.shuffle(perm)
+        if perm != words:
+            return " ".join(perm)
+
+
+def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: int = 6, max_chars: int = 100,
+                           max_per_play: int | None = None, seed: int = 0) -> LabelledDataset:
+    """Lines of speech labelled ``1`` (real) or ``0`` (the same words shuffled), from the plays
+    of one part (``"train"``, ``"val"``, ``"test"``) of ``split`` (default ``split_plays(0)``).
+
+    A line is used when it has at least ``min_words`` words, at most ``max_chars`` characters
+    and two different words (longer lines are skipped, not cut). Within each play, the usable
+    lines (at most ``max_per_play`` of them, drawn at random) are put in a random order and
+    alternately kept as they are and shuffled (:func:`shuffle_words`), so each line appears
+    once, in one of the two forms, and the labels are balanced within one example per play.
+    Everything is drawn from ``random.Random(seed)``; the examples keep the play's line order.
+    """
+    if isinstance(min_words, bool) or not isinstance(min_words, int) or min_words < 2:
+        raise ValueError(f"min_words must be an int >= 2 (a shuffle needs two words), got {min_words!r}")
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+    if max_per_play is not None and (isinstance(max_per_play, bool) or not isinstance(max_per_play, int)
+                                     or max_per_play < 2):
+        raise ValueError(f"max_per_play must be None or an int >= 2, got {max_per_play!r}")
+    split = split if split is not None else split_plays(0)
+    if part not in ("train", "val", "test"):
+        raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
+    plays = split[part]
+    if not plays:
+        raise ValueError(f"the {part!r} split has no plays")
+    rng = random.Random(seed)
+    examples = []
+    for name in plays:
+        lines = [ln for ln in _spoken_lines(name)
+                 if len(ln.split()) >= min_words and len(ln) <= max_chars and len(set(ln.split())) >= 2]
+        keep = list(range(len(lines)))
+        if max_per_play is not None and len(keep) > max_per_play:
+            keep = rng.sample(keep, max_per_play)
+        rng.shuffle(keep)
+        real = {i for j, i in enumerate(keep) if j % 2 == 0}
+        for i in sorted(keep):
+            text = lines[i] if i in real else shuffle_words(lines[i], rng)
+            examples.append(Example(text, int(i in real), name))
+    if not examples:
+        raise ValueError(f"no line of the {part!r} plays has >= {min_words} words and <= {max_chars} characters")
+    return LabelledDataset(examples, ("shuffled", "real"))
 
 
 def speaker_pairs(play_name: str = "hamlet", *, top_k: int = 4, max_line_chars: int = 60, test_fraction: float = 0.25,

@@ -58,3 +58,74 @@ def test_speaker_pairs_format_and_disjoint_split():
     assert all(p.startswith("Who speaks: ") and p.endswith("\nSpeaker:") for p, _ in train + test)
     assert all(r.strip() in speakers and r.endswith("\n") for _, r in train + test)
     assert not set(train) & set(test) or len(set(train) & set(test)) < 3  # duplicate lines are rare
+
+
+# --- real or shuffled? ---------------------------------------------------------------------
+
+from collections import Counter as _Counter  # noqa: E402
+import random as _random  # noqa: E402
+
+from lmlib.tasks import shuffle_words, shuffled_lines_dataset  # noqa: E402
+
+
+def _small_split():
+    s = data.split_plays(0)
+    return data.Split(train=s.train[:2], val=s.val[:1], test=s.test[:1])
+
+
+def test_shuffled_lines_balanced_permutations_split_by_play():
+    split = _small_split()
+    ds = shuffled_lines_dataset("train", split=split, min_words=6, max_chars=100, max_per_play=60, seed=3)
+    assert ds.class_names == ("shuffled", "real")
+    counts = ds.class_counts()
+    assert abs(counts["real"] - counts["shuffled"]) <= len(split.train)
+    assert {e.play for e in ds.examples} == set(split.train)
+    # every text is a line of its play (real) or a different order of the words of one (shuffled)
+    for play in split.train:
+        lines = [ln.strip() for ln in data.load_play(play).text.split("\n")]
+        bags = _Counter(tuple(sorted(ln.split())) for ln in lines)
+        for e in (e for e in ds.examples if e.play == play):
+            assert len(e.text.split()) >= 6 and len(e.text) <= 100
+            if e.label == 1:
+                assert e.text in lines
+            else:
+                assert tuple(sorted(e.text.split())) in bags
+                originals = [ln for ln in lines if sorted(ln.split()) == sorted(e.text.split())]
+                assert any(o.split() != e.text.split() for o in originals)
+                assert e.text not in originals
+    test = shuffled_lines_dataset("test", split=split, max_per_play=40, seed=3)
+    assert not {e.play for e in test.examples} & {e.play for e in ds.examples}
+
+
+def test_shuffled_lines_deterministic_with_seed():
+    split = _small_split()
+    a = shuffled_lines_dataset("val", split=split, max_per_play=50, seed=1)
+    b = shuffled_lines_dataset("val", split=split, max_per_play=50, seed=1)
+    c = shuffled_lines_dataset("val", split=split, max_per_play=50, seed=2)
+    assert a.examples == b.examples and a.examples != c.examples
+
+
+def test_shuffle_words_differs_and_rejects_unshufflable():
+    rng = _random.Random(0)
+    line = "To be, or not to be"
+    for _ in range(20):
+        s = shuffle_words(line, rng)
+        assert s != line and sorted(s.split()) == sorted(line.split())
+    with pytest.raises(ValueError):
+        shuffle_words("ha ha ha", rng)
+    with pytest.raises(ValueError):
+        shuffle_words("", rng)
+
+
+def test_shuffled_lines_bad_input():
+    split = _small_split()
+    with pytest.raises(ValueError, match="min_words"):
+        shuffled_lines_dataset("train", split=split, min_words=1)
+    with pytest.raises(ValueError, match="max_chars"):
+        shuffled_lines_dataset("train", split=split, max_chars=0)
+    with pytest.raises(ValueError, match="max_per_play"):
+        shuffled_lines_dataset("train", split=split, max_per_play=1)
+    with pytest.raises(ValueError, match="part"):
+        shuffled_lines_dataset("dev", split=split)
+    with pytest.raises(ValueError, match="no line"):
+        shuffled_lines_dataset("train", split=split, min_words=6, max_chars=5)
