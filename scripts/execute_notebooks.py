@@ -38,6 +38,27 @@ def _peak_rss_of_kernel(client: NotebookClient, index: int) -> int | None:
         client.nb.cells.pop()
 
 
+def _coalesce_streams(nb) -> None:
+    """Store stream output as a terminal shows it: all stdout (and all stderr) writes of a cell
+    merged into one text, and on every line only what follows its last carriage return, so the
+    book shows a progress bar's final state instead of every redraw. (nbval merges streams and
+    normalises progress bars the same way before it compares.)"""
+    for cell in nb.cells:
+        merged: list = []
+        streams: dict = {}
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out["name"] in streams:
+                    streams[out["name"]]["text"] += out["text"]
+                    continue
+                streams[out["name"]] = out
+            merged.append(out)
+        for out in streams.values():
+            out["text"] = "\n".join(line.rsplit("\r", 1)[-1] for line in out["text"].split("\n"))
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def run(path: Path, budget: bool) -> bool:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False,
@@ -48,6 +69,7 @@ def run(path: Path, budget: bool) -> bool:
             client.execute_cell(cell, index)
         peak = _peak_rss_of_kernel(client, len(nb.cells))
     seconds = time.perf_counter() - start
+    _coalesce_streams(nb)
     nbformat.write(nb, path)
     mem = f"{peak / 1024**2:.0f} MB" if peak else "unknown"
     print(f"{path}: {seconds:.1f} s, peak kernel memory {mem}")
