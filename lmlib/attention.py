@@ -156,6 +156,17 @@ def _as_bool_or_additive(attn_mask: Tensor | None, is_causal: bool, t_q: int, t_
 # Scaled dot-product attention: explicit and fused
 # --------------------------------------------------------------------------------------------
 
+def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None,
+                            dropout_p: float, who: str) -> tuple[int, int]:
+    """Validate the arguments shared by both attention paths; returns ``(T_q, T_k)``."""
+    _check_qkv(q, k, v, who)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{who}: dropout_p must be in [0, 1), got {dropout_p}")
+    if attn_mask is not None:
+        _check_mask(attn_mask, _scores_shape(q, k), who)
+    return q.shape[-2], k.shape[-2]
+
+
 def scaled_dot_product_attention(
     q: Tensor,
     k: Tensor,
@@ -179,14 +190,7 @@ def scaled_dot_product_attention(
     ``(..., T_q, T_k)``, each row summing to 1 (before dropout), or all zeros for a query whose
     every key is masked (its output row is then zero).
     """
-    who = "scaled_dot_product_attention"
-    _check_qkv(q, k, v, who)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{who}: dropout_p must be in [0, 1), got {dropout_p}")
-    target = _scores_shape(q, k)
-    if attn_mask is not None:
-        _check_mask(attn_mask, target, who)
-    t_q, t_k = q.shape[-2], k.shape[-2]
+    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, dropout_p, "scaled_dot_product_attention")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
@@ -224,14 +228,7 @@ def fused_attention(
       reaches the gradients: such rows attend to everything inside the kernel and are zeroed
       afterwards.
     """
-    who = "fused_attention"
-    _check_qkv(q, k, v, who)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{who}: dropout_p must be in [0, 1), got {dropout_p}")
-    target = _scores_shape(q, k)
-    if attn_mask is not None:
-        _check_mask(attn_mask, target, who)
-    t_q, t_k = q.shape[-2], k.shape[-2]
+    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, dropout_p, "fused_attention")
     p = dropout_p if training else 0.0
 
     if attn_mask is None and is_causal and (t_q == t_k or t_q == 1):
