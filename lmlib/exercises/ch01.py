@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from lmlib.data import CharVocab
-from lmlib.exercises import Verdict, check_close, check_function, hint
+from lmlib.exercises import Verdict, check_close, check_function, hint, never_raises
 
 __all__ = [
     "TOY_START",
@@ -51,6 +51,7 @@ def _toy_probability(start: dict, nxt: dict, text: str) -> float:
     return p
 
 
+@never_raises('a number (a probability between 0 and 1)')
 def check_text_probability(answer: Any, *, quiet: bool = False) -> Verdict:
     """P(``TOY_TEXT``) under the toy bigram model ``TOY_START`` / ``TOY_NEXT`` (a probability)."""
     expected = _toy_probability(TOY_START, TOY_NEXT, TOY_TEXT)  # 0.6 * 0.7 * 0.2 * 0.2
@@ -82,6 +83,7 @@ def check_text_probability(answer: Any, *, quiet: bool = False) -> Verdict:
 PERPLEXITY_PROBS = (0.5, 0.25, 0.125, 0.5)
 
 
+@never_raises('a number (a perplexity, at least 1)')
 def check_perplexity(answer: Any, *, quiet: bool = False) -> Verdict:
     """The perplexity of a model that gave the true next characters ``PERPLEXITY_PROBS``."""
     ps = PERPLEXITY_PROBS
@@ -119,6 +121,7 @@ def _as_list(x: Any) -> list[float]:
     return [float(v) for v in x]
 
 
+@never_raises('a function fn(counts, k) returning a 1-D tensor of V probabilities')
 def check_add_k(fn: Callable[[torch.Tensor, float], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
     """``fn(counts, k)``: a 1-D tensor of next-character counts ``(V,)`` and ``k >= 0`` -> the
     smoothed probabilities ``(V,)``, uniform when all counts are zero."""
@@ -184,6 +187,7 @@ def _bigram_reference(text: str, vocab: CharVocab) -> list[list[int]]:
     return table
 
 
+@never_raises('a function fn(text, vocab) returning a (V, V) tensor of counts')
 def check_bigram_counts(fn: Callable[[str, CharVocab], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
     """``fn(text, vocab)`` -> a ``(V, V)`` tensor whose entry ``[i, j]`` counts how often the
     character with id ``j`` directly follows the character with id ``i`` in ``text``."""

@@ -6,11 +6,12 @@ from typing import Any, Callable
 
 import torch
 
-from . import Verdict, check_equal, check_function
+from . import Verdict, check_equal, check_function, never_raises
 
 __all__ = ["check_utf8_bytes", "check_encode_piece", "check_sinusoidal"]
 
 
+@never_raises('an int (a number of bytes)')
 def check_utf8_bytes(answer: Any, *, quiet: bool = False) -> Verdict:
     """How many bytes does "大语言模型" take in UTF-8?"""
     text = "大语言模型"
@@ -100,6 +101,7 @@ def _diagnose_encode(args: tuple, got: Any, expected: list[int]) -> str | None:
     return f"for {piece!r} the expected ids are {expected}; you returned {got}."
 
 
+@never_raises('a function fn(piece, ranks) returning a list of int token ids')
 def check_encode_piece(fn: Callable[[bytes, dict[bytes, int]], Any] | None, *, quiet: bool = False) -> Verdict:
     """``fn(piece: bytes, ranks: {bytes: id}) -> list[int]``: BPE-encode one pre-token."""
     return check_function(fn, _encode_cases(), what="encode_piece", quiet=quiet,
@@ -143,6 +145,7 @@ def _diagnose_sin(args: tuple, got: Any, expected: torch.Tensor) -> str | None:
     return None
 
 
+@never_raises('a function fn(T, C) returning a (T, C) float tensor')
 def check_sinusoidal(fn: Callable[[int, int], Any] | None, *, quiet: bool = False) -> Verdict:
     """``fn(T, C) -> (T, C)`` tensor: the sinusoidal positional encodings."""
     cases = [((T, C), _table(T, C)) for T, C in _SIN_CASES]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmlib.exercises import Verdict, check_function, correct, hint
+from lmlib.exercises import Verdict, check_function, correct, describe, hint, never_raises
 
 __all__ = [
     "HAND_QUERY",
@@ -51,22 +51,27 @@ def _hand_scores() -> list[float]:
     return [sum(a * b for a, b in zip(HAND_QUERY, k)) for k in HAND_KEYS]  # [1, 1, 4]
 
 
-def _as_float_list(answer: Any, n: int, what: str) -> list[float]:
+def _as_float_list(answer: Any) -> list[float] | None:
+    """The numbers of a list, tuple or tensor answer; ``None`` for any other kind of answer."""
     if isinstance(answer, torch.Tensor):
         answer = answer.detach().flatten().tolist()
+    if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, (list, tuple)):
+        return None
     try:
-        values = [float(a) for a in answer]
-    except TypeError:
-        raise TypeError(f"{what}: expected a list (or tensor) of {n} numbers, got {type(answer).__name__}") from None
-    return values
+        return [float(a) for a in answer]
+    except Exception:  # noqa: BLE001 - an element that is not a number
+        return None
 
 
+@never_raises('a list (or tensor) of 3 numbers')
 def check_attention_weights(answer: Any, *, quiet: bool = False) -> Verdict:
     """The attention weights of ``HAND_QUERY`` over ``HAND_KEYS`` (three numbers, in key order)."""
     what = "attention weights"
     if answer is None:
         return hint(f"{what}: replace `None` with your three weights.", quiet=quiet)
-    got = _as_float_list(answer, 3, what)
+    got = _as_float_list(answer)
+    if got is None:
+        return hint(f"{what}: expected a list (or tensor) of 3 numbers, got {describe(answer)}.", quiet=quiet)
     if len(got) != 3:
         return hint(f"{what}: there are 3 keys, so give 3 weights (you gave {len(got)}).", quiet=quiet)
     if any(x != x for x in got):
@@ -166,6 +171,7 @@ def _diagnose_masked_softmax(args: tuple, got: Any, expected: torch.Tensor) -> s
     return None
 
 
+@never_raises('a function fn(scores, mask) returning a float tensor shaped like scores')
 def check_masked_softmax(fn: Callable | None, *, quiet: bool = False) -> Verdict:
     """``fn(scores, mask) -> weights``: softmax over the last dim, ``mask`` bool True = keep.
 
@@ -210,6 +216,7 @@ def _diagnose_causal(args: tuple, got: Any, expected: torch.Tensor) -> str | Non
     return None
 
 
+@never_raises('a function fn(t_q, t_k) returning a (t_q, t_k) bool tensor')
 def check_causal_mask(fn: Callable | None, *, quiet: bool = False) -> Verdict:
     """``fn(t_q, t_k) -> bool (t_q, t_k)``: True where query i may attend to key j, with the
     queries being the last ``t_q`` of ``t_k`` positions."""
@@ -248,6 +255,7 @@ def _diagnose_split(args: tuple, got: Any, expected: torch.Tensor) -> str | None
     return None
 
 
+@never_raises('a function fn(x, n_heads) returning a (B, n_heads, T, d_head) tensor')
 def check_split_heads(fn: Callable | None, *, quiet: bool = False) -> Verdict:
     """``fn(x (B, T, C), n_heads) -> (B, n_heads, T, C // n_heads)``, head ``h`` holding channels
     ``h*d_head:(h+1)*d_head`` of every position."""
@@ -285,6 +293,7 @@ def _diagnose_count(args: tuple, got: Any, expected: int) -> str | None:
     return None
 
 
+@never_raises('a function fn(d_model, n_heads, bias) returning an int')
 def check_param_count(fn: Callable | None, *, quiet: bool = False) -> Verdict:
     """``fn(d_model, n_heads, bias) -> int``: parameters of a multi-head attention layer with
     four ``d_model x d_model`` projections (query, key, value, output)."""

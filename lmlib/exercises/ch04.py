@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmlib.exercises import Verdict, check_close, check_function, correct, hint
+from lmlib.exercises import Verdict, check_close, check_function, correct, describe, hint, never_raises
 
 __all__ = ["check_gpt_param_count", "check_split_c_attn", "check_pre_norm_forward", "check_training_flops",
            "GPT2_SMALL_PARAMS", "TRAINING_TOKENS"]
@@ -33,9 +33,17 @@ def _gpt_count(V: int, P: int, L: int, C: int) -> int:
     return V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C
 
 
+def _same_int(got: Any, expected: int) -> bool:
+    try:
+        return got is not None and not isinstance(got, (str, bytes)) and int(got) == expected
+    except Exception:  # noqa: BLE001 - not a number at all: diagnosed as such
+        return False
+
+
 _COUNT_CASES = [(50257, 1024, 12, 768), (65, 256, 6, 384), (100, 10, 1, 4), (50257, 1024, 24, 1024)]
 
 
+@never_raises('a function fn(vocab_size, block_size, n_layer, n_embd) returning an int')
 def check_gpt_param_count(fn: Callable[[int, int, int, int], int] | None, *, quiet: bool = False) -> Verdict:
     """``fn(vocab_size, block_size, n_layer, n_embd) -> int`` for a GPT with biases and tied embeddings."""
 
@@ -64,7 +72,7 @@ def check_gpt_param_count(fn: Callable[[int, int, int, int], int] | None, *, qui
                "embeddings, then one block (attention 4C²+4C, FFN 8C²+5C, two LayerNorms), then ln_f."
 
     cases = [(args, _gpt_count(*args)) for args in _COUNT_CASES]
-    return check_function(fn, cases, what="gpt_param_count", compare=lambda g, e: g is not None and int(g) == e,
+    return check_function(fn, cases, what="gpt_param_count", compare=_same_int,
                           diagnose=diagnose, quiet=quiet)
 
 
@@ -72,6 +80,7 @@ def check_gpt_param_count(fn: Callable[[int, int, int, int], int] | None, *, qui
 # Exercise: split GPT-2's c_attn
 # ---------------------------------------------------------------------------------------------
 
+@never_raises('a function fn(c_attn_weight) returning a tuple of three (C, C) tensors')
 def check_split_c_attn(fn: Callable[[torch.Tensor], tuple] | None, *, quiet: bool = False) -> Verdict:
     """``fn(c_attn_weight (C, 3C)) -> (Wq, Wk, Wv)``, each (C, C) in nn.Linear's (out, in) layout."""
     if fn is None:
@@ -86,13 +95,17 @@ def check_split_c_attn(fn: Callable[[torch.Tensor], tuple] | None, *, quiet: boo
         return hint(f"split_c_attn raised {type(exc).__name__}: {exc}", quiet=quiet)
     try:
         got = [torch.as_tensor(t) for t in got]
-    except TypeError:
+    except Exception:  # noqa: BLE001 - not an iterable of tensors
         return hint("return a tuple of three tensors (Wq, Wk, Wv).", quiet=quiet)
     if len(got) != 3:
         return hint(f"return three tensors (Wq, Wk, Wv), got {len(got)}.", quiet=quiet)
     if any(t.shape != (C, C) for t in got):
         return hint(f"each weight must be (C, C) = ({C}, {C}); got {[tuple(t.shape) for t in got]}. c_attn is "
                     "(C, 3C): split dim 1 (the 3C outputs) into three blocks of C columns.", quiet=quiet)
+    if not all(t.is_floating_point() for t in got):
+        return hint(f"return floating-point tensors (slices of the weight), got dtypes {[t.dtype for t in got]}.",
+                    quiet=quiet)
+    got = [t.to(W.dtype) for t in got]
     if all(torch.allclose(a, b) for a, b in zip(got, expected)):
         return correct("a Conv1D weight is (in, out): split the OUTPUT columns, then transpose.", quiet=quiet)
     if all(torch.allclose(a.t(), b) for a, b in zip(got, expected)):
@@ -113,6 +126,7 @@ def check_split_c_attn(fn: Callable[[torch.Tensor], tuple] | None, *, quiet: boo
 # Exercise: pre-norm forward pass
 # ---------------------------------------------------------------------------------------------
 
+@never_raises('a function fn(layer, x) returning a tensor shaped like x')
 def check_pre_norm_forward(fn: Callable[[Any, torch.Tensor], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
     """``fn(layer, x) -> y``: the pre-norm forward of an :class:`lmlib.blocks.EncoderLayer` from its parts
     ``layer.norm1, layer.self_attn, layer.norm2, layer.ffn`` (dropout is 0)."""
@@ -134,6 +148,9 @@ def check_pre_norm_forward(fn: Callable[[Any, torch.Tensor], torch.Tensor] | Non
             return hint(f"pre_norm_forward raised {type(exc).__name__}: {exc}", quiet=quiet)
         if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
             return hint(f"return a tensor of shape {tuple(expected.shape)} (the same as x).", quiet=quiet)
+        if not got.is_floating_point():
+            return hint(f"return a floating-point tensor (like x), not {describe(got)}.", quiet=quiet)
+        got = got.to(expected.dtype)
         if torch.allclose(got, expected, atol=1e-5):
             return correct("x + sublayer(norm(x)): the residual path stays un-normalised.", quiet=quiet)
         post = layer.norm1(x + layer.self_attn(x))
@@ -156,6 +173,7 @@ def check_pre_norm_forward(fn: Callable[[Any, torch.Tensor], torch.Tensor] | Non
 # Exercise: training compute
 # ---------------------------------------------------------------------------------------------
 
+@never_raises('a number (of FLOPs)')
 def check_training_flops(answer: Any, *, quiet: bool = False) -> Verdict:
     """FLOPs to train GPT-2 small (N = 124,439,808) on D = 10 billion tokens with the 6·N·D rule."""
     N, D = GPT2_SMALL_PARAMS, TRAINING_TOKENS

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmlib.exercises import Verdict, check_close, check_function
+from lmlib.exercises import Verdict, check_close, check_function, never_raises
 
 __all__ = [
     "KV_CONFIG",
@@ -67,14 +67,25 @@ def _diagnose_lr(args: tuple, got: Any, expected: float) -> str | None:
     return f"at step {step} (after the warmup) expected {expected:.6g}, got {g:.6g}."
 
 
-def check_lr_schedule(fn: Callable[[int, int, int, float, float], float] | None) -> Verdict:
+def _number(x: Any) -> float | None:
+    """``float(x)`` for a number (or a one-element tensor), ``None`` for any other answer."""
+    if x is None or isinstance(x, (str, bytes, bool)):
+        return None
+    try:
+        return float(x)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@never_raises('a function fn(step, max_steps, warmup_steps, lr, min_lr) returning a float')
+def check_lr_schedule(fn: Callable[[int, int, int, float, float], float] | None, *, quiet: bool = False) -> Verdict:
     """``fn(step, max_steps, warmup_steps, lr, min_lr) -> float``: the learning rate of step
     ``step`` (0-based) with linear warmup then cosine decay to ``min_lr`` at the last step."""
     cases = [(args, _reference_lr(*args)) for args in _LR_CASES]
     return check_function(fn, cases, what="lr schedule",
-                          compare=lambda g, e: g is not None and math.isclose(float(g), e, rel_tol=1e-6,
-                                                                              abs_tol=1e-12),
-                          diagnose=_diagnose_lr)
+                          compare=lambda g, e: _number(g) is not None and math.isclose(_number(g), e, rel_tol=1e-6,
+                                                                                       abs_tol=1e-12),
+                          diagnose=_diagnose_lr, quiet=quiet)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,8 +103,9 @@ def _top_p_cases() -> list[tuple[tuple, torch.Tensor]]:
 
 
 def _same_kept(got: Any, expected: torch.Tensor) -> bool:
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape or not got.is_floating_point():
         return False
+    got = got.to(expected.dtype)
     keep = ~torch.isinf(expected)
     return bool(torch.equal(torch.isinf(got) & (got < 0), ~keep)) and torch.allclose(got[keep], expected[keep])
 
@@ -121,9 +133,11 @@ def _diagnose_top_p(args: tuple, got: Any, expected: torch.Tensor) -> str | None
             "back to the original vocabulary order (e.g. with scatter).")
 
 
-def check_top_p(fn: Callable[[torch.Tensor, float], torch.Tensor] | None) -> Verdict:
+@never_raises('a function fn(logits, p) returning a float tensor of logits shaped like logits')
+def check_top_p(fn: Callable[[torch.Tensor, float], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
     """``fn(logits (..., V), p) -> logits`` with the tokens outside the nucleus set to ``-inf``."""
-    return check_function(fn, _top_p_cases(), what="top-p filter", compare=_same_kept, diagnose=_diagnose_top_p)
+    return check_function(fn, _top_p_cases(), what="top-p filter", compare=_same_kept, diagnose=_diagnose_top_p,
+                          quiet=quiet)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,7 +148,8 @@ def check_top_p(fn: Callable[[torch.Tensor, float], torch.Tensor] | None) -> Ver
 KV_CONFIG = {"n_layer": 12, "n_head": 12, "n_embd": 768, "tokens": 1024, "batch": 1}
 
 
-def check_kv_cache_floats(answer: Any) -> Verdict:
+@never_raises('a number (how many values the cache holds)')
+def check_kv_cache_floats(answer: Any, *, quiet: bool = False) -> Verdict:
     """How many numbers does the KV cache of :data:`KV_CONFIG` hold when it is full?"""
     c = KV_CONFIG
     d_head = c["n_embd"] // c["n_head"]
@@ -151,7 +166,7 @@ def check_kv_cache_floats(answer: Any) -> Verdict:
     ]
     return check_close(answer, expected, what="numbers in the KV cache", rel_tol=1e-9, hints=hints,
                        default_hint="per layer, the cache holds a key and a value vector of n_embd numbers "
-                                    "for each token.")
+                                    "for each token.", quiet=quiet)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,7 +178,8 @@ BPC_LOSS_NATS_PER_TOKEN = 3.2
 BPC_CHARS_PER_TOKEN = 3.9
 
 
-def check_bits_per_char(answer: Any) -> Verdict:
+@never_raises('a number (bits per character)')
+def check_bits_per_char(answer: Any, *, quiet: bool = False) -> Verdict:
     """Convert the BPE model's loss to bits per character."""
     loss, cpt = BPC_LOSS_NATS_PER_TOKEN, BPC_CHARS_PER_TOKEN
     expected = loss / math.log(2) / cpt
@@ -178,4 +194,4 @@ def check_bits_per_char(answer: Any) -> Verdict:
     ]
     return check_close(answer, expected, what="bits per character", rel_tol=1e-4, hints=hints,
                        default_hint="nats/token -> bits/token (divide by ln 2) -> bits/char (divide by "
-                                    "chars per token).")
+                                    "chars per token).", quiet=quiet)

@@ -7,11 +7,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lmlib.exercises import Verdict, check_close, check_function, correct, hint
+from lmlib.exercises import Verdict, check_close, check_function, correct, hint, never_raises
 
 __all__ = ["check_loss_positions", "check_mask_tokens", "check_mlm_loss", "check_attention_pairs"]
 
 
+@never_raises('a number (of positions)')
 def check_loss_positions(answer, *, quiet: bool = False) -> Verdict:
     """Expected number of positions that contribute to the MLM loss in a batch of 32 sequences
     of 64 tokens (no special tokens), with the 15 % / 80-10-10 rule."""
@@ -32,11 +33,13 @@ def _rates(fn, n: int = 200_000, vocab: int = 40, mask_id: int = 1, seed: int = 
     if not (isinstance(out, tuple) and len(out) == 2):
         raise TypeError("return (corrupted_ids, labels)")
     corrupted, labels = out
-    if not isinstance(corrupted, torch.Tensor) or corrupted.shape != ids.shape or labels.shape != ids.shape:
+    if not (isinstance(corrupted, torch.Tensor) and isinstance(labels, torch.Tensor)
+            and corrupted.shape == ids.shape and labels.shape == ids.shape):
         raise TypeError("both outputs must be tensors shaped like the input ids")
     return ids, corrupted.long(), labels.long()
 
 
+@never_raises('a function fn(ids, mask_id, vocab_size, generator) returning (corrupted, labels) tensors')
 def check_mask_tokens(fn, *, quiet: bool = False) -> Verdict:
     """``fn(ids (N,), mask_id, vocab_size, generator) -> (corrupted, labels)`` implementing the
     BERT rule; checked statistically on 200,000 tokens."""
@@ -82,6 +85,7 @@ def _ref_mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
+@never_raises('a function fn(logits, labels) returning a scalar tensor')
 def check_mlm_loss(fn, *, quiet: bool = False) -> Verdict:
     """``fn(logits (B, T, V), labels (B, T)) -> scalar`` mean cross-entropy over labelled positions."""
     g = torch.Generator().manual_seed(0)
@@ -112,6 +116,7 @@ def check_mlm_loss(fn, *, quiet: bool = False) -> Verdict:
                           and torch.allclose(got.float(), exp, atol=1e-5))
 
 
+@never_raises('two numbers (the BERT count and the GPT count)')
 def check_attention_pairs(bert_pairs, gpt_pairs, *, quiet: bool = False) -> Verdict:
     """Number of (query, key) pairs that may attend in one sequence of 8 tokens: BERT, GPT."""
     v1 = check_close(bert_pairs, 64, what="BERT (query, key) pairs for T = 8", quiet=True,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from lmlib.exercises import Verdict, check_close, check_function
+from lmlib.exercises import Verdict, check_close, check_function, never_raises
 
 __all__ = ["check_lora_count", "check_lora_forward", "check_sft_labels", "check_macro_f1"]
 
 
+@never_raises('a number (of trainable parameters)')
 def check_lora_count(answer, *, quiet: bool = False) -> Verdict:
     """Trainable parameters of LoRA with rank 8 on q_proj and v_proj of every block of a GPT with
     6 layers and n_embd = 256 (no head)."""
@@ -22,6 +23,7 @@ def check_lora_count(answer, *, quiet: bool = False) -> Verdict:
     ])
 
 
+@never_raises('a function fn(x, W, b, A, B, alpha) returning a float tensor')
 def check_lora_forward(fn, *, quiet: bool = False) -> Verdict:
     """``fn(x, W, b, A, B, alpha) -> y``: the LoRA layer's output ``x W^T + b + (alpha/r) x A^T B^T``."""
     g = torch.Generator().manual_seed(0)
@@ -51,9 +53,10 @@ def check_lora_forward(fn, *, quiet: bool = False) -> Verdict:
 
     return check_function(fn, cases, what="LoRA forward", quiet=quiet, diagnose=diagnose,
                           compare=lambda got, exp: isinstance(got, torch.Tensor) and got.shape == exp.shape
-                          and torch.allclose(got, exp, atol=1e-4))
+                          and got.is_floating_point() and torch.allclose(got.to(exp.dtype), exp, atol=1e-4))
 
 
+@never_raises('a function fn(prompt_ids, response_ids) returning (inputs, labels) lists')
 def check_sft_labels(fn, *, quiet: bool = False) -> Verdict:
     """``fn(prompt_ids, response_ids) -> (inputs, labels)`` (lists): next-token inputs/targets
     of ``prompt + response`` with the targets that are prompt tokens replaced by -100."""
@@ -80,12 +83,25 @@ def check_sft_labels(fn, *, quiet: bool = False) -> Verdict:
         return "inputs = s[:-1], labels = s[1:] with the first len(prompt) - 1 targets set to -100."
 
     def compare(got, exp):
-        return (isinstance(got, (tuple, list)) and len(got) == 2
-                and list(map(int, got[0])) == exp[0] and list(map(int, got[1])) == exp[1])
+        try:
+            return (isinstance(got, (tuple, list)) and len(got) == 2
+                    and list(map(int, got[0])) == exp[0] and list(map(int, got[1])) == exp[1])
+        except Exception:  # noqa: BLE001 - not two lists of ints: diagnosed as such
+            return False
 
     return check_function(fn, cases, what="SFT inputs and labels", quiet=quiet, diagnose=diagnose, compare=compare)
 
 
+def _close_number(got, expected: float) -> bool:
+    if got is None or isinstance(got, (str, bytes, bool)):
+        return False
+    try:
+        return abs(float(got) - expected) < 1e-6
+    except Exception:  # noqa: BLE001 - not a number: diagnosed as such
+        return False
+
+
+@never_raises('a function fn(cm) returning a float')
 def check_macro_f1(fn, *, quiet: bool = False) -> Verdict:
     """``fn(cm) -> float``: macro-F1 from a confusion matrix (rows = true, columns = predicted),
     every class present."""
@@ -112,4 +128,4 @@ def check_macro_f1(fn, *, quiet: bool = False) -> Verdict:
                 "F1_k = 2 P R / (P + R), then the plain mean over classes.")
 
     return check_function(fn, cases, what="macro-F1", quiet=quiet, diagnose=diagnose,
-                          compare=lambda got, exp: got is not None and abs(float(got) - exp) < 1e-6)
+                          compare=_close_number)
