@@ -37,6 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from lmlib.validation import check_bool, check_finite, check_float, check_int, check_tensor, check_device
+
 __all__ = [
     "stable_softmax",
     "causal_mask",
@@ -52,6 +54,12 @@ __all__ = [
 # Softmax and masks
 # --------------------------------------------------------------------------------------------
 
+def _check_softmax_input(x: Tensor, dim: int) -> None:
+    check_tensor("x", x, dtype="float", who="stable_softmax")
+    check_int("dim", dim, min=-max(x.dim(), 1), max=max(x.dim(), 1) - 1, who="stable_softmax")
+    check_finite("x", x, allow_neg_inf=True, who="stable_softmax")  # -inf = masked; NaN, +inf are not
+
+
 def stable_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """Numerically stable softmax along ``dim``; an all ``-inf`` slice gives all zeros.
 
@@ -60,17 +68,22 @@ def stable_softmax(x: Tensor, dim: int = -1) -> Tensor:
     cannot overflow. When every entry is ``-inf`` the slice is returned as zeros (it has no
     finite entry to give probability to). ``+inf`` or NaN inputs are rejected.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"stable_softmax expects a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"stable_softmax expects a floating-point tensor, got dtype {x.dtype}")
-    if torch.isnan(x).any() or torch.isposinf(x).any():
-        raise ValueError("stable_softmax: input contains NaN or +inf")
+    _check_softmax_input(x, dim)
     m = x.detach().amax(dim=dim, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # an all -inf row: shift by 0
     e = torch.exp(x - m)                                          # in [0, 1]; exp(-inf) = 0
     s = e.sum(dim=dim, keepdim=True)                              # >= 1 unless the row is all -inf
     return e / torch.where(s > 0, s, torch.ones_like(s))
+
+
+def _check_causal_mask_args(t_q: int, t_k: int, device) -> None:
+    check_int("t_q", t_q, min=1, who="causal_mask")
+    check_int("t_k", t_k, min=1, who="causal_mask")
+    if t_k < t_q:
+        raise ValueError(f"causal_mask: t_k={t_k} < t_q={t_q}; "
+                         "queries must be the last t_q of the t_k positions")
+    if device is not None:
+        check_device("device", device, who="causal_mask")
 
 
 def causal_mask(t_q: int, t_k: int | None = None, *, device=None) -> Tensor:
@@ -83,19 +96,15 @@ def causal_mask(t_q: int, t_k: int | None = None, *, device=None) -> Tensor:
     left instead; the two agree only for square masks.)
     """
     t_k = t_q if t_k is None else t_k
-    for name, n in (("t_q", t_q), ("t_k", t_k)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"causal_mask: {name} must be a positive int, got {n!r}")
-    if t_k < t_q:
-        raise ValueError(f"causal_mask: t_k={t_k} < t_q={t_q}; "
-                         "queries must be the last t_q of the t_k positions")
+    _check_causal_mask_args(t_q, t_k, device)
     i = torch.arange(t_q, device=device).unsqueeze(1) + (t_k - t_q)  # absolute query positions (t_q, 1)
     j = torch.arange(t_k, device=device).unsqueeze(0)                # key positions (1, t_k)
     return j <= i
 
 
-def _check_mask(mask: Tensor, target: tuple[int, ...], who: str) -> None:
-    """Raise if ``mask`` is not a bool/float tensor broadcastable to ``target`` (..., T_q, T_k)."""
+def _check_mask(mask: Tensor, target: tuple[int, ...], who: str, values: bool = True) -> None:
+    """Raise if ``mask`` is not a bool/float tensor broadcastable to ``target`` (..., T_q, T_k),
+    or is a float mask holding NaN or ``+inf`` (``-inf`` is the "blocked" value)."""
     if not isinstance(mask, Tensor):
         raise TypeError(f"{who}: attn_mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool and not mask.is_floating_point():
@@ -108,14 +117,13 @@ def _check_mask(mask: Tensor, target: tuple[int, ...], who: str) -> None:
         if m != t and m != 1:
             raise ValueError(f"{who}: attn_mask of shape {tuple(mask.shape)} does not broadcast to "
                              f"the scores of shape {target} (expected (..., T_q={target[-2]}, T_k={target[-1]}))")
+    if values and mask.is_floating_point():
+        check_finite("attn_mask", mask, allow_neg_inf=True, who=who)  # one fused scan of a user input
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, who: str) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{who}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{who}: {name} must be floating point, got dtype {t.dtype}")
+        check_tensor(name, t, dtype="float", who=who)
         if t.dim() < 2:
             raise ValueError(f"{who}: {name} must have shape (..., T, d), got {tuple(t.shape)}")
     if not (q.dtype == k.dtype == v.dtype):
@@ -126,11 +134,12 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor, who: str) -> None:
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{who}: keys and values must have the same length T_k, got "
                          f"k {tuple(k.shape)} and v {tuple(v.shape)}")
-    try:
-        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(f"{who}: batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
-                         f"v {tuple(v.shape)} do not broadcast") from None
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):  # equal batch dims (the usual case) broadcast
+        try:
+            torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        except RuntimeError:
+            raise ValueError(f"{who}: batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
+                             f"v {tuple(v.shape)} do not broadcast") from None
 
 
 def _scores_shape(q: Tensor, k: Tensor) -> tuple[int, ...]:
@@ -156,12 +165,17 @@ def _as_bool_or_additive(attn_mask: Tensor | None, is_causal: bool, t_q: int, t_
 # Scaled dot-product attention: explicit and fused
 # --------------------------------------------------------------------------------------------
 
-def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None,
-                            dropout_p: float, who: str) -> tuple[int, int]:
+def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, is_causal: bool,
+                            dropout_p: float, training: bool, scale: float | None, who: str) -> tuple[int, int]:
     """Validate the arguments shared by both attention paths; returns ``(T_q, T_k)``."""
     _check_qkv(q, k, v, who)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{who}: dropout_p must be in [0, 1), got {dropout_p}")
+    check_bool("is_causal", is_causal, who=who)
+    check_float("dropout_p", dropout_p, min=0.0, max=1.0, max_open=True, who=who)
+    check_bool("training", training, who=who)
+    if scale is not None:
+        check_float("scale", scale, min=0.0, min_open=True, who=who)
+    if is_causal and k.shape[-2] < q.shape[-2]:
+        raise ValueError(f"{who}: is_causal needs T_k >= T_q, got T_q={q.shape[-2]}, T_k={k.shape[-2]}")
     if attn_mask is not None:
         _check_mask(attn_mask, _scores_shape(q, k), who)
     return q.shape[-2], k.shape[-2]
@@ -190,7 +204,8 @@ def scaled_dot_product_attention(
     ``(..., T_q, T_k)``, each row summing to 1 (before dropout), or all zeros for a query whose
     every key is masked (its output row is then zero).
     """
-    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, dropout_p, "scaled_dot_product_attention")
+    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, is_causal, dropout_p, training, scale,
+                                       "scaled_dot_product_attention")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
@@ -228,7 +243,8 @@ def fused_attention(
       reaches the gradients: such rows attend to everything inside the kernel and are zeroed
       afterwards.
     """
-    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, dropout_p, "fused_attention")
+    t_q, t_k = _check_attention_inputs(q, k, v, attn_mask, is_causal, dropout_p, training, scale,
+                                       "fused_attention")
     p = dropout_p if training else 0.0
 
     if attn_mask is None and is_causal and (t_q == t_k or t_q == 1):
@@ -262,9 +278,8 @@ class KVCache:
     """
 
     def __init__(self, max_length: int | None = None) -> None:
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                       or max_length < 1):
-            raise ValueError(f"KVCache: max_length must be a positive int or None, got {max_length!r}")
+        if max_length is not None:
+            check_int("max_length", max_length, min=1, who="KVCache")
         self.max_length = max_length
         self.k: Tensor | None = None
         self.v: Tensor | None = None
@@ -282,28 +297,37 @@ class KVCache:
         self.k = None
         self.v = None
 
-    def update(self, k_new: Tensor, v_new: Tensor) -> tuple[Tensor, Tensor]:
-        """Append ``k_new, v_new: (B, n_heads, T_new, d_head)``; return all ``(k, v)`` so far."""
+    def _check_update(self, k_new: Tensor, v_new: Tensor, who: str = "KVCache.update") -> None:
+        """Raise (changing nothing) unless :meth:`update` would accept ``k_new, v_new``."""
+        self._check_new_length(k_new.shape[-2] if isinstance(k_new, Tensor) and k_new.dim() == 4 else 0, who)
         for name, t in (("k_new", k_new), ("v_new", v_new)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"KVCache.update: {name} must be a torch.Tensor, got {type(t).__name__}")
+            check_tensor(name, t, dtype="float", who=who)
             if t.dim() != 4:
-                raise ValueError(f"KVCache.update: {name} must have shape (B, n_heads, T_new, d_head), "
+                raise ValueError(f"{who}: {name} must have shape (B, n_heads, T_new, d_head), "
                                  f"got {tuple(t.shape)}")
         if k_new.shape[:3] != v_new.shape[:3]:
-            raise ValueError(f"KVCache.update: k_new {tuple(k_new.shape)} and v_new {tuple(v_new.shape)} "
+            raise ValueError(f"{who}: k_new {tuple(k_new.shape)} and v_new {tuple(v_new.shape)} "
                              "disagree on (B, n_heads, T_new)")
+        if k_new.dtype != v_new.dtype or k_new.device != v_new.device:
+            raise TypeError(f"{who}: k_new and v_new differ in dtype or device")
         if self.k is not None:
             if (k_new.shape[:2] != self.k.shape[:2] or k_new.shape[-1] != self.k.shape[-1]
                     or v_new.shape[-1] != self.v.shape[-1]):
-                raise ValueError(f"KVCache.update: new keys {tuple(k_new.shape)} / values "
+                raise ValueError(f"{who}: new keys {tuple(k_new.shape)} / values "
                                  f"{tuple(v_new.shape)} do not match the cached {tuple(self.k.shape)} / "
                                  f"{tuple(self.v.shape)} in batch, heads or head size")
             if k_new.dtype != self.k.dtype or k_new.device != self.k.device:
-                raise TypeError("KVCache.update: new keys/values differ in dtype or device from the cache")
-        new_len = self.length + k_new.shape[-2]
+                raise TypeError(f"{who}: new keys/values differ in dtype or device from the cache")
+
+    def _check_new_length(self, t_new: int, who: str = "KVCache.update") -> None:
+        """Raise if appending ``t_new`` positions would grow the cache past ``max_length``."""
+        new_len = self.length + t_new
         if self.max_length is not None and new_len > self.max_length:
-            raise ValueError(f"KVCache.update: {new_len} positions would exceed max_length={self.max_length}")
+            raise ValueError(f"{who}: {new_len} positions would exceed max_length={self.max_length}")
+
+    def update(self, k_new: Tensor, v_new: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``k_new, v_new: (B, n_heads, T_new, d_head)``; return all ``(k, v)`` so far."""
+        self._check_update(k_new, v_new)
         if self.k is None:
             self.k, self.v = k_new, v_new
         else:
@@ -320,14 +344,28 @@ class KVCache:
 # Multi-head attention
 # --------------------------------------------------------------------------------------------
 
+def _check_features(name: str, x, d: int, weight: Tensor, *, dims=None, who: str | None = None) -> Tensor:
+    """``x`` must be a floating-point tensor ``(..., d)`` of the dtype of the module's ``weight``
+    (any floating dtype under ``torch.autocast``, which casts inside the matmuls)."""
+    autocast = isinstance(x, Tensor) and torch.is_autocast_enabled(x.device.type)
+    return check_tensor(name, x, dims=dims, dtype="float" if autocast else weight.dtype, sizes={-1: d}, who=who)
+
+
+def _check_heads(d_model: int, n_heads: int, who: str) -> None:
+    check_int("d_model", d_model, min=1, who=who)
+    check_int("n_heads", n_heads, min=1, who=who)
+    if d_model % n_heads:
+        raise ValueError(f"{who}: d_model={d_model} is not divisible by n_heads={n_heads}")
+
+
 def attention_param_count(d_model: int, n_heads: int = 1, bias: bool = True) -> int:
     """Parameters of :class:`MultiHeadAttention`: ``4 d^2 + 4 d`` with biases, ``4 d^2`` without.
 
     Four ``d x d`` projections (queries, keys, values, output); the number of heads only splits
     ``d`` and does not change the count (it must divide ``d_model``).
     """
-    if d_model % n_heads:
-        raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+    _check_heads(d_model, n_heads, "attention_param_count")
+    check_bool("bias", bias, who="attention_param_count")
     return 4 * d_model * d_model + (4 * d_model if bias else 0)
 
 
@@ -343,13 +381,10 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
                  use_fused: bool = True) -> None:
         super().__init__()
-        for name, n in (("d_model", d_model), ("n_heads", n_heads)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"MultiHeadAttention: {name} must be a positive int, got {n!r}")
-        if d_model % n_heads:
-            raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by n_heads={n_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        _check_heads(d_model, n_heads, "MultiHeadAttention")
+        check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="MultiHeadAttention")
+        check_bool("bias", bias, who="MultiHeadAttention")
+        check_bool("use_fused", use_fused, who="MultiHeadAttention")
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
@@ -368,29 +403,60 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, nh, T, hs)
 
+    def _check_inputs(self, query, key, value, attn_mask, key_padding_mask, is_causal, kv_cache,
+                      need_weights) -> None:
+        """Every check of :meth:`forward`, done before anything (a KV cache) changes."""
+        who, w = "MultiHeadAttention", self.q_proj.weight
+        _check_features("query", query, self.d_model, w, dims=3, who=who)
+        if key is None and value is not None:
+            raise ValueError(f"{who}: value given without key")
+        if key is not None:
+            _check_features("key", key, self.d_model, w, dims=3, who=who)
+            if value is not None:
+                _check_features("value", value, self.d_model, w, dims=3, who=who)
+                if key.shape[:2] != value.shape[:2]:
+                    raise ValueError(f"{who}: key {tuple(key.shape)} and value {tuple(value.shape)} "
+                                     "must have the same batch size and length")
+            if key.shape[0] != query.shape[0]:
+                raise ValueError(f"{who}: query batch {query.shape[0]} != key batch {key.shape[0]}")
+        check_bool("is_causal", is_causal, who=who)
+        check_bool("need_weights", need_weights, who=who)
+        if kv_cache is not None:
+            if not isinstance(kv_cache, KVCache):
+                raise TypeError(f"{who}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
+            if key is not None:
+                raise ValueError(f"{who}: kv_cache is supported for self-attention only (key=value=None)")
+        B, t_q = query.shape[:2]
+        t_k = (t_q if key is None else key.shape[1]) + (0 if kv_cache is None else kv_cache.length)
+        if is_causal and t_k < t_q:
+            raise ValueError(f"{who}: is_causal needs T_k >= T_q, got T_q={t_q}, T_k={t_k}")
+        if attn_mask is not None:
+            if not isinstance(attn_mask, Tensor):
+                raise TypeError(f"{who}: attn_mask must be a torch.Tensor, got {type(attn_mask).__name__}")
+            if attn_mask.dim() not in (2, 3, 4):
+                raise ValueError(f"{who}: attn_mask must have shape (T_q, T_k), (B, T_q, T_k) or "
+                                 f"(B, n_heads, T_q, T_k), got {tuple(attn_mask.shape)}")
+            m = attn_mask.unsqueeze(1) if attn_mask.dim() == 3 else attn_mask
+            # A float mask's values are scanned once, by the attention function, unless a KV cache
+            # would be updated first: then here, so that a bad mask leaves the cache unchanged.
+            _check_mask(m, (B, self.n_heads, t_q, t_k), who, values=kv_cache is not None)
+        if key_padding_mask is not None:
+            if not isinstance(key_padding_mask, Tensor) or key_padding_mask.dtype != torch.bool:
+                raise TypeError(f"{who}: key_padding_mask must be a bool tensor (B, T_k), "
+                                "True = padding to ignore")
+            if tuple(key_padding_mask.shape) != (B, t_k):
+                raise ValueError(f"{who}: key_padding_mask must have shape (B, T_k) = "
+                                 f"({B}, {t_k}), got {tuple(key_padding_mask.shape)}")
+
     def _merge_masks(self, attn_mask: Tensor | None, key_padding_mask: Tensor | None,
                      B: int, t_q: int, t_k: int, dtype: torch.dtype) -> Tensor | None:
         """One mask broadcastable to (B, nh, T_q, T_k): bool (True = attend) or additive float."""
-        target = (B, self.n_heads, t_q, t_k)
         mask = None
         if attn_mask is not None:
-            if not isinstance(attn_mask, Tensor):
-                raise TypeError("MultiHeadAttention: attn_mask must be a torch.Tensor, "
-                                f"got {type(attn_mask).__name__}")
             if attn_mask.dim() == 3:       # (B, T_q, T_k): one mask per sequence, shared by heads
                 attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k)
-            elif attn_mask.dim() not in (2, 4):
-                raise ValueError("MultiHeadAttention: attn_mask must have shape (T_q, T_k), (B, T_q, T_k) or "
-                                 f"(B, n_heads, T_q, T_k), got {tuple(attn_mask.shape)}")
-            _check_mask(attn_mask, target, "MultiHeadAttention")
             mask = attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(dtype)
         if key_padding_mask is not None:
-            if not isinstance(key_padding_mask, Tensor) or key_padding_mask.dtype != torch.bool:
-                raise TypeError("MultiHeadAttention: key_padding_mask must be a bool tensor (B, T_k), "
-                                "True = padding to ignore")
-            if tuple(key_padding_mask.shape) != (B, t_k):
-                raise ValueError(f"MultiHeadAttention: key_padding_mask must have shape (B, T_k) = "
-                                 f"({B}, {t_k}), got {tuple(key_padding_mask.shape)}")
             keep = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T_k), True = attend
             if mask is None:
                 mask = keep
@@ -424,31 +490,11 @@ class MultiHeadAttention(nn.Module):
         Returns ``(B, T_q, d_model)``, or ``(out, weights (B, n_heads, T_q, T_k))`` when
         ``need_weights`` (explicit path).
         """
-        if not isinstance(query, Tensor) or query.dim() != 3 or query.shape[-1] != self.d_model:
-            shape = tuple(query.shape) if isinstance(query, Tensor) else type(query).__name__
-            raise ValueError(f"MultiHeadAttention: query must have shape (B, T_q, d_model={self.d_model}), "
-                             f"got {shape}")
-        if key is None and value is not None:
-            raise ValueError("MultiHeadAttention: value given without key")
-        self_attention = key is None
-        if self_attention:
+        self._check_inputs(query, key, value, attn_mask, key_padding_mask, is_causal, kv_cache, need_weights)
+        if key is None:                            # self-attention
             key = value = query
         elif value is None:
             value = key
-        for name, t in (("key", key), ("value", value)):
-            if not isinstance(t, Tensor) or t.dim() != 3 or t.shape[-1] != self.d_model:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"MultiHeadAttention: {name} must have shape (B, T_k, "
-                                 f"d_model={self.d_model}), got {shape}")
-        if key.shape[:2] != value.shape[:2]:
-            raise ValueError(f"MultiHeadAttention: key {tuple(key.shape)} and value {tuple(value.shape)} "
-                             "must have the same batch size and length")
-        if key.shape[0] != query.shape[0]:
-            raise ValueError(f"MultiHeadAttention: query batch {query.shape[0]} != key batch {key.shape[0]}")
-        if kv_cache is not None and not self_attention:
-            raise ValueError("MultiHeadAttention: kv_cache is supported for self-attention only (key=value=None)")
-        if kv_cache is not None and not isinstance(kv_cache, KVCache):
-            raise TypeError(f"MultiHeadAttention: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
 
         B, t_q, _ = query.shape
         q = self._split_heads(self.q_proj(query))  # (B, nh, T_q, hs)
@@ -456,10 +502,7 @@ class MultiHeadAttention(nn.Module):
         v = self._split_heads(self.v_proj(value))  # (B, nh, T_k, hs)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)           # (B, nh, T_cached + T_q, hs)
-        t_k = k.shape[-2]
-        if is_causal and t_k < t_q:
-            raise ValueError(f"MultiHeadAttention: is_causal needs T_k >= T_q, got T_q={t_q}, T_k={t_k}")
-        mask = self._merge_masks(attn_mask, key_padding_mask, B, t_q, t_k, q.dtype)
+        mask = self._merge_masks(attn_mask, key_padding_mask, B, t_q, k.shape[-2], q.dtype)
 
         kwargs = dict(attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout, training=self.training)
         if need_weights or not self.use_fused:
