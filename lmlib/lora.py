@@ -30,8 +30,25 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn as nn
 
+from lmlib.validation import check_bool, check_float, check_int, check_sequence, check_str, check_tensor
+
 __all__ = ["LoRALinear", "inject_lora", "merge_lora", "lora_parameters", "mark_only_lora_trainable",
            "count_parameters", "matching_linear_names"]
+
+
+def _check_lora_args(base, r, alpha, dropout) -> None:
+    """A plain ``nn.Linear`` (not already a LoRA layer), ``1 <= r <= min(in, out)``, a finite
+    ``alpha`` and ``0 <= dropout < 1``."""
+    if isinstance(base, LoRALinear):
+        raise TypeError("LoRALinear: base is already a LoRALinear; a layer gets at most one adapter "
+                        "(merge_lora first to stack a new one)")
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"LoRALinear: base must be an nn.Linear, got {type(base).__name__}")
+    limit = min(base.in_features, base.out_features)
+    if check_int("r", r, min=1, who="LoRALinear") > limit:
+        raise ValueError(f"LoRALinear: LoRA rank r={r} exceeds min(in, out) = {limit}; that is no longer low-rank")
+    check_float("alpha", alpha, who="LoRALinear")
+    check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="LoRALinear")
 
 
 class LoRALinear(nn.Module):
@@ -43,15 +60,7 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int = 4, alpha: float = 8.0, dropout: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
-        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-            raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
-        if r > min(base.in_features, base.out_features):
-            raise ValueError(f"LoRA rank r={r} exceeds min(in, out) = "
-                             f"{min(base.in_features, base.out_features)}; that is no longer low-rank")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        _check_lora_args(base, r, alpha, dropout)
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
@@ -72,13 +81,22 @@ class LoRALinear(nn.Module):
     def out_features(self) -> int:
         return self.base.out_features
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The frozen base weight ``W`` (without the update; see :meth:`delta_weight`), so that code
+        reading a projection's ``.weight`` (its dtype, device, shape) works on an adapted layer."""
+        return self.base.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base.bias
+
     def delta_weight(self) -> torch.Tensor:
         """The update ``(alpha / r) B A`` of shape ``(out, in)``."""
         return self.scaling * (self.lora_B @ self.lora_A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"LoRALinear expects (..., {self.in_features}), got {tuple(x.shape)}")
+        check_tensor("x", x, dtype="float", sizes={-1: self.in_features}, who="LoRALinear")
         update = (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T  # (..., r) then (..., out)
         return self.base(x) + self.scaling * update
 
@@ -102,14 +120,29 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+def _check_model(name: str, model, who: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: {name} must be an nn.Module, got {type(model).__name__}")
+
+
+def _check_patterns(patterns, who: str) -> list[str]:
+    """One pattern (a str) or a list of non-empty str patterns."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if isinstance(patterns, Sequence) and len(patterns) == 0:
+        raise ValueError(f"{who}: patterns must hold at least one module-name pattern")
+    patterns = check_sequence("patterns", patterns, of=str, nonempty=True, who=who)
+    for i, p in enumerate(patterns):
+        check_str(f"patterns[{i}]", p, nonempty=True, who=who)
+    return patterns
+
+
 def matching_linear_names(model: nn.Module, patterns: Sequence[str] | str) -> list[str]:
     """Names of the ``nn.Linear`` submodules whose qualified name matches one of ``patterns``
     (shell-style globs such as ``"*.q_proj"`` or ``"blocks.3.*"``; a pattern without a wildcard
     matches a name that equals it or ends with ``"." + pattern``)."""
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    if not patterns:
-        raise ValueError("give at least one module-name pattern")
+    _check_model("model", model, "matching_linear_names")
+    patterns = _check_patterns(patterns, "matching_linear_names")
 
     def hit(name: str, pat: str) -> bool:
         if any(ch in pat for ch in "*?["):
@@ -121,19 +154,36 @@ def matching_linear_names(model: nn.Module, patterns: Sequence[str] | str) -> li
             and any(hit(n, p) for p in patterns)]
 
 
+def _check_inject_args(model, patterns, r, alpha, dropout, freeze_base) -> None:
+    _check_model("model", model, "inject_lora")
+    _check_patterns(patterns, "inject_lora")
+    check_int("r", r, min=1, who="inject_lora")
+    check_float("alpha", alpha, who="inject_lora")
+    check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="inject_lora")
+    check_bool("freeze_base", freeze_base, who="inject_lora")
+    existing = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    if existing:
+        raise ValueError(f"inject_lora: the model already has LoRA adapters ({', '.join(existing[:4])}"
+                         f"{', ...' if len(existing) > 4 else ''}); inject once, or merge_lora(model) first")
+
+
 def inject_lora(model: nn.Module, patterns: Sequence[str] | str = ("q_proj", "v_proj"), *, r: int = 4,
                 alpha: float = 8.0, dropout: float = 0.0, freeze_base: bool = True) -> list[str]:
     """Replace every matching ``nn.Linear`` of ``model`` by a :class:`LoRALinear` (in place).
 
     With ``freeze_base`` (default) *every* other parameter of the model is frozen too, so only
     the adapters train; unfreeze a new head yourself (see :func:`mark_only_lora_trainable`).
-    Returns the names replaced; raises ``ValueError`` when nothing matches.
+    Returns the names replaced; raises ``ValueError`` when nothing matches, and when the model
+    already has LoRA adapters (inject once; :func:`merge_lora` first to start a new round).
     """
+    _check_inject_args(model, patterns, r, alpha, dropout, freeze_base)
     names = matching_linear_names(model, patterns)
     if not names:
         linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:8]
         raise ValueError(f"no nn.Linear matches {list(patterns) if not isinstance(patterns, str) else patterns!r}; "
                          f"some linear layers of this model: {linear}")
+    for n in names:  # every layer must accept the rank before any layer is replaced
+        _check_lora_args(model.get_submodule(n), r, alpha, dropout)
     if freeze_base:
         for p in model.parameters():
             p.requires_grad_(False)
@@ -145,6 +195,7 @@ def inject_lora(model: nn.Module, patterns: Sequence[str] | str = ("q_proj", "v_
 def merge_lora(model: nn.Module) -> list[str]:
     """Fold every :class:`LoRALinear` into a plain ``nn.Linear`` (in place); returns their names.
     The merged layers' parameters keep ``requires_grad=False`` like the frozen base."""
+    _check_model("model", model, "merge_lora")
     names = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
     if not names:
         raise ValueError("the model has no LoRA layers to merge")
@@ -157,13 +208,15 @@ def merge_lora(model: nn.Module) -> list[str]:
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The ``lora_A`` / ``lora_B`` parameters of all adapters of ``model``."""
+    _check_model("model", model, "lora_parameters")
     return [p for m in model.modules() if isinstance(m, LoRALinear) for p in (m.lora_A, m.lora_B)]
 
 
 def mark_only_lora_trainable(model: nn.Module, extra: Iterable[str] = ()) -> None:
     """Freeze everything except the LoRA matrices and the parameters whose names start with one
     of ``extra`` (e.g. ``("head.",)`` for a freshly initialised classification head)."""
-    extra = tuple(extra)
+    _check_model("model", model, "mark_only_lora_trainable")
+    extra = tuple(check_sequence("extra", extra, of=str, who="mark_only_lora_trainable"))
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(extra) if extra else False)
     for p in lora_parameters(model):
@@ -172,6 +225,8 @@ def mark_only_lora_trainable(model: nn.Module, extra: Iterable[str] = ()) -> Non
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters; a tensor shared by two modules (tied weights) counts once."""
+    _check_model("model", model, "count_parameters")
+    check_bool("trainable_only", trainable_only, who="count_parameters")
     seen: set[int] = set()
     total = 0
     for p in model.parameters():  # .parameters() already de-duplicates shared tensors
