@@ -51,6 +51,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lmlib.validation import check_bool, check_choice, check_float, check_int, check_str, check_tensor
+
 __all__ = [
     "apply_temperature",
     "top_k_filter",
@@ -62,18 +64,47 @@ __all__ = [
 ]
 
 
-def _check_logits(logits: torch.Tensor) -> None:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise TypeError("logits must be a floating-point tensor of shape (..., V)")
-    if logits.dim() < 1 or logits.shape[-1] < 1:
-        raise ValueError(f"logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
+# --------------------------------------------------------------------------------------------
+# Argument checks (kept out of the functions below, so that their bodies are the algorithm)
+# --------------------------------------------------------------------------------------------
 
+def _check_logits(logits: torch.Tensor, who: str, dims=None) -> None:
+    """A floating-point ``(..., V)`` tensor without NaN or ``+inf`` and with a finite entry in every
+    row (``-inf`` marks a filtered-out token). One reduction and one host sync: the row maximum
+    is NaN, ``+inf`` or ``-inf`` exactly when the row is bad."""
+    check_tensor("logits", logits, dims=dims, dtype="float", who=who)
+    if logits.dim() < 1 or logits.shape[-1] < 1:
+        raise ValueError(f"{who}: logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
+    if not bool(torch.isfinite(logits.amax(dim=-1)).all()):
+        n_nan, n_inf = int(torch.isnan(logits).sum()), int(torch.isposinf(logits).sum())
+        raise ValueError(f"{who}: logits contain {n_nan} NaN and {n_inf} +inf entries, or a row that is all "
+                         "-inf: the model produced NaN or infinite logits")
+
+
+def _check_temperature(temperature: float, who: str, *, allow_zero: bool = False) -> float:
+    return check_float("temperature", temperature, min=0.0, min_open=not allow_zero, who=who)
+
+
+def _check_filters(top_k: int | None, top_p: float | None, who: str) -> None:
+    if top_k is not None:
+        check_int("top_k", top_k, min=1, who=who)
+    if top_p is not None:
+        check_float("top_p", top_p, min=0.0, max=1.0, min_open=True, who=who)
+
+
+def _check_generator(generator, who: str) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{who}: generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the next token
+# --------------------------------------------------------------------------------------------
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``logits / temperature`` for ``temperature > 0``. logits: (..., V)."""
-    _check_logits(logits)
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
-        raise ValueError(f"temperature must be a positive number here, got {temperature!r}")
+    _check_logits(logits, "apply_temperature")
+    _check_temperature(temperature, "apply_temperature")
     return logits / temperature
 
 
@@ -81,9 +112,12 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Set every logit below the ``k``-th largest of its row to ``-inf``. logits: (..., V).
 
     ``k >= V`` keeps everything."""
-    _check_logits(logits)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be a positive int, got {k!r}")
+    _check_logits(logits, "top_k_filter")
+    check_int("k", k, min=1, who="top_k_filter")
+    return _top_k(logits, k)
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     if k >= logits.shape[-1]:
         return logits
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
@@ -93,9 +127,12 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus filtering: keep the most probable tokens until their probability mass reaches
     ``p`` (always at least one token); the others get ``-inf``. logits: (..., V)."""
-    _check_logits(logits)
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {p!r}")
+    _check_logits(logits, "top_p_filter")
+    check_float("p", p, min=0.0, max=1.0, min_open=True, who="top_p_filter")
+    return _top_p(logits, p)
+
+
+def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p == 1:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
@@ -110,30 +147,87 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 def next_token_logits_to_probs(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
                                top_p: float | None = None) -> torch.Tensor:
     """The sampling distribution (..., V) after temperature, top-k and top-p."""
-    logits = apply_temperature(logits.float(), temperature)
+    _check_logits(logits, "next_token_logits_to_probs")
+    _check_temperature(temperature, "next_token_logits_to_probs")
+    _check_filters(top_k, top_p, "next_token_logits_to_probs")
+    return _probs(logits, temperature, top_k, top_p)
+
+
+def _probs(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    logits = logits.float() / temperature  # (the checks are done once by the caller)
     if top_k is not None:
-        logits = top_k_filter(logits, top_k)
+        logits = _top_k(logits, top_k)
     if top_p is not None:
-        logits = top_p_filter(logits, top_p)
+        logits = _top_p(logits, top_p)
     return torch.softmax(logits, dim=-1)
 
 
 def sample_next(logits: torch.Tensor, *, do_sample: bool = True, temperature: float = 1.0,
                 top_k: int | None = None, top_p: float | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Choose one next token per row. logits: (B, V) -> ids (B,) long."""
-    _check_logits(logits)
-    if logits.dim() != 2:
-        raise ValueError(f"sample_next expects logits of shape (B, V), got {tuple(logits.shape)}")
-    if not do_sample or temperature == 0:
-        return torch.argmax(logits, dim=-1)
-    probs = next_token_logits_to_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+    """Choose one next token per row. logits: (B, V) -> ids (B,) long. ``temperature=0`` or
+    ``do_sample=False``: greedy (argmax)."""
+    _check_sampling(do_sample, temperature, top_k, top_p, generator, "sample_next")
+    _check_logits(logits, "sample_next", dims=2)
+    return _choose(logits, do_sample and temperature != 0, temperature, top_k, top_p, generator)
+
+
+def _check_sampling(do_sample, temperature, top_k, top_p, generator, who: str) -> None:
+    check_bool("do_sample", do_sample, who=who)
+    _check_temperature(temperature, who, allow_zero=True)
+    _check_filters(top_k, top_p, who)
+    _check_generator(generator, who)
+
+
+def _choose(logits: torch.Tensor, sample: bool, temperature: float, top_k: int | None, top_p: float | None,
+            generator: torch.Generator | None) -> torch.Tensor:
+    if not sample:
+        return torch.argmax(logits, dim=-1)  # (B,)
+    probs = _probs(logits, temperature, top_k, top_p)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 
+
+# --------------------------------------------------------------------------------------------
+# The generation loop
+# --------------------------------------------------------------------------------------------
 
 def _block_size(model: nn.Module) -> int | None:
     cfg = getattr(model, "config", None)
     return getattr(cfg, "block_size", None) or getattr(cfg, "n_positions", None)
+
+
+def _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, do_sample, eos_id, pad_id,
+                         use_cache, generator, context) -> int:
+    """Every check of :func:`generate`, once, before the loop; returns the model's ``block_size``."""
+    who = "generate"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
+    check_tensor("idx", idx, dims=2, dtype="int", who=who)
+    if idx.shape[1] == 0:
+        raise ValueError(f"{who}: the prompt idx is empty (T = 0): give at least one token")
+    check_int("max_new_tokens", max_new_tokens, min=0, who=who)
+    _check_sampling(do_sample, temperature, top_k, top_p, generator, who)
+    check_bool("use_cache", use_cache, who=who)
+    check_choice("context", context, ("slide", "error"), who=who)
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    for name, tok in (("eos_id", eos_id), ("pad_id", pad_id)):
+        if tok is not None:
+            check_int(name, tok, min=0, max=None if vocab is None else vocab - 1, who=who)
+    if vocab is not None and idx.numel() and bool(((idx < 0) | (idx >= vocab)).any()):
+        raise ValueError(f"{who}: token ids idx must be in [0, {vocab}), got values in "
+                         f"[{int(idx.min())}, {int(idx.max())}]")
+    param = next(model.parameters(), None)
+    if param is not None and param.device != idx.device:
+        raise ValueError(f"{who}: idx is on {idx.device} but the model is on {param.device}")
+    block = _block_size(model)
+    if block is None:
+        raise ValueError(f"{who}: the model has no config.block_size: cannot know its context window")
+    if context == "error" and idx.shape[1] + max_new_tokens > block:
+        raise ValueError(f"{who}: prompt ({idx.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
+                         f"context window of {block} tokens (use context='slide' to slide the window)")
+    if use_cache and not hasattr(model, "new_kv_caches"):
+        raise ValueError(f"{who}: {type(model).__name__} has no new_kv_caches(): call generate(..., use_cache=False)")
+    return block
 
 
 @torch.inference_mode()
@@ -159,32 +253,10 @@ def generate(
     docstring for the arguments; ``temperature=0`` is the same as ``do_sample=False``.
     The model is put in eval mode for the call and restored afterwards.
     """
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-        raise ValueError(f"idx must be a (B, T) tensor of token ids, got "
-                         f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__}")
-    if idx.is_floating_point() or idx.dtype == torch.bool:
-        raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-    if idx.shape[1] == 0:
-        raise ValueError("the prompt is empty (T = 0): give at least one token")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-    if context not in ("slide", "error"):
-        raise ValueError(f"context must be 'slide' or 'error', got {context!r}")
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if vocab is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab):
-        raise ValueError(f"token ids must be in [0, {vocab}), got values in [{int(idx.min())}, {int(idx.max())}]")
-    block = _block_size(model)
-    if block is None:
-        raise ValueError("the model has no config.block_size: cannot know its context window")
-    if context == "error" and idx.shape[1] + max_new_tokens > block:
-        raise ValueError(f"prompt ({idx.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
-                         f"context window of {block} tokens (use context='slide' to slide the window)")
-    if use_cache and not hasattr(model, "new_kv_caches"):
-        raise ValueError(f"{type(model).__name__} has no new_kv_caches(): call generate(..., use_cache=False)")
+    block = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, do_sample, eos_id,
+                                 pad_id, use_cache, generator, context)
     pad = eos_id if pad_id is None else pad_id
-    greedy = (not do_sample) or temperature == 0
+    sample = do_sample and temperature != 0
 
     was_training = model.training
     model.eval()
@@ -201,8 +273,8 @@ def generate(
             else:
                 logits, _ = model(out[:, -1:], kv_caches=caches)           # (B, 1, V): one new token
             last = logits[:, -1, :].float()                                # (B, V)
-            nxt = sample_next(last, do_sample=not greedy, temperature=temperature or 1.0,
-                              top_k=top_k, top_p=top_p, generator=generator)  # (B,)
+            _check_logits(last, "generate")                                # one fused NaN/inf scan
+            nxt = _choose(last, sample, temperature, top_k, top_p, generator)  # (B,)
             if eos_id is not None:
                 nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
                 finished |= nxt == eos_id
@@ -217,10 +289,20 @@ def generate(
 def generate_text(model: nn.Module, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> str:
     """Encode ``prompt`` with ``tokenizer`` (``encode``/``decode``), :func:`generate`, and decode
     the prompt plus the new tokens. Keyword arguments go to :func:`generate`."""
-    if not isinstance(prompt, str) or not prompt:
-        raise ValueError("prompt must be a non-empty string")
-    device = next(model.parameters()).device
+    device = _check_generate_text_args(model, tokenizer, prompt)
     ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
     out = generate(model, ids, max_new_tokens, **kwargs)
     return tokenizer.decode(out[0].tolist())
 
+
+def _check_generate_text_args(model, tokenizer, prompt) -> torch.device:
+    """Checks of :func:`generate_text` that :func:`generate` cannot make; returns the model's device."""
+    who = "generate_text"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
+    for method in ("encode", "decode"):
+        if not callable(getattr(tokenizer, method, None)):
+            raise TypeError(f"{who}: tokenizer must have encode() and decode(), got {type(tokenizer).__name__}")
+    check_str("prompt", prompt, nonempty=True, who=who)
+    param = next(model.parameters(), None)
+    return torch.device("cpu") if param is None else param.device

@@ -26,13 +26,9 @@ import torch.nn.functional as F
 from lmlib.attention import KVCache
 from lmlib.blocks import DecoderLayer
 from lmlib.normalization import LayerNorm
+from lmlib.validation import check_bool, check_choice, check_float, check_ids, check_int, check_tensor
 
 __all__ = ["GPTConfig", "GPT"]
-
-
-def _positive_int(name: str, v) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-        raise ValueError(f"GPTConfig.{name} must be a positive int, got {v!r}")
 
 
 @dataclass
@@ -49,23 +45,20 @@ class GPTConfig:
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
+        who = "GPTConfig"
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), min=1, who=who)
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"GPTConfig.bias must be a bool, got {self.bias!r}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"GPTConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        check_float("dropout", self.dropout, min=0.0, max=1.0, max_open=True, who=who)
+        check_bool("bias", self.bias, who=who)
+        check_float("layer_norm_eps", self.layer_norm_eps, min=0.0, min_open=True, who=who)
 
     @classmethod
     def gpt2(cls, size: str = "small", **overrides) -> "GPTConfig":
         """The published GPT-2 shapes: "small" (124M), "medium" (350M), "large" (774M), "xl" (1558M)."""
         shapes = {"small": (12, 12, 768), "medium": (24, 16, 1024), "large": (36, 20, 1280), "xl": (48, 25, 1600)}
-        if size not in shapes:
-            raise ValueError(f"unknown GPT-2 size {size!r}; choose one of {sorted(shapes)}")
+        check_choice("size", size, shapes, who="GPTConfig.gpt2")
         n_layer, n_head, n_embd = shapes[size]
         kw = dict(vocab_size=50257, block_size=1024, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
         kw.update(overrides)
@@ -86,7 +79,7 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         if not isinstance(config, GPTConfig):
-            raise TypeError(f"GPT expects a GPTConfig, got {type(config).__name__}")
+            raise TypeError(f"GPT: config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
         c = config
         self.wte = nn.Embedding(c.vocab_size, c.n_embd)
@@ -126,10 +119,43 @@ class GPT(nn.Module):
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Number of parameters (the tied matrix counted once); ``non_embedding`` drops wte and wpe."""
+        check_bool("non_embedding", non_embedding, who="GPT.num_params")
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
             n -= self.wte.weight.numel() + self.wpe.weight.numel()
         return n
+
+    def _check_inputs(self, idx, targets, kv_caches) -> None:
+        """Every check of :meth:`forward`, before anything (a KV cache) changes."""
+        who, c = "GPT", self.config
+        check_tensor("idx", idx, dims=2, dtype=(torch.long, torch.int32), who=who)
+        if idx.shape[1] == 0:
+            raise ValueError(f"{who}: idx has no tokens (T = 0)")
+        offset = 0
+        if kv_caches is not None:
+            if not isinstance(kv_caches, (list, tuple)) or not all(isinstance(k, KVCache) for k in kv_caches):
+                raise TypeError(f"{who}: kv_caches must be a list of KVCache (see new_kv_caches()), "
+                                f"got {type(kv_caches).__name__}")
+            if len(kv_caches) != c.n_layer:
+                raise ValueError(f"{who}: expected {c.n_layer} KV caches (one per layer) in kv_caches, "
+                                 f"got {len(kv_caches)}")
+            offset = kv_caches[0].length
+            if any(k.length != offset for k in kv_caches):
+                raise ValueError(f"{who}: kv_caches hold different lengths {[k.length for k in kv_caches]}")
+        if offset + idx.shape[1] > c.block_size:
+            raise ValueError(f"{who}: sequence of {offset + idx.shape[1]} tokens ({offset} cached + {idx.shape[1]} "
+                             f"new) is longer than block_size={c.block_size}")
+        if targets is not None:
+            check_tensor("targets", targets, dtype=torch.long, who=who)
+            if targets.shape != idx.shape:
+                raise ValueError(f"{who}: targets must have the shape of idx {tuple(idx.shape)}, "
+                                 f"got {tuple(targets.shape)}")
+        ok = ((idx >= 0) & (idx < c.vocab_size)).all()                         # ids of idx and targets:
+        if targets is not None:                                                # one host sync for both
+            ok &= (((targets >= 0) & (targets < c.vocab_size)) | (targets == -100)).all()
+        if not bool(ok):
+            check_ids("idx", idx, c.vocab_size, who=who)
+            check_ids("targets", targets, c.vocab_size, allow=(-100,), who=who)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 kv_caches: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -138,26 +164,9 @@ class GPT(nn.Module):
         Returns ``(logits (B, T, vocab_size), loss)`` where loss is the mean cross-entropy over the
         non-ignored targets (None without targets).
         """
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-            raise ValueError(f"idx must be a (B, T) tensor of token ids, got "
-                             f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__}")
-        if idx.dtype not in (torch.long, torch.int32):
-            raise TypeError(f"idx must hold integer token ids (int64 or int32), got dtype {idx.dtype}")
+        self._check_inputs(idx, targets, kv_caches)
         B, T = idx.shape
-        offset = 0
-        if kv_caches is not None:
-            if len(kv_caches) != self.config.n_layer:
-                raise ValueError(f"expected {self.config.n_layer} KV caches (one per layer), got {len(kv_caches)}")
-            offset = kv_caches[0].length
-        if T == 0:
-            raise ValueError("idx has no tokens (T = 0)")
-        if offset + T > self.config.block_size:
-            raise ValueError(f"sequence of {offset + T} tokens ({offset} cached + {T} new) is longer than "
-                             f"block_size={self.config.block_size}")
-        lo, hi = torch.aminmax(idx)
-        if lo.item() < 0 or hi.item() >= self.config.vocab_size:
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}), got values from "
-                             f"{lo.item()} to {hi.item()}")
+        offset = 0 if kv_caches is None else kv_caches[0].length              # positions already cached
         pos = torch.arange(offset, offset + T, device=idx.device)             # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))                          # (B, T, C)
         for i, block in enumerate(self.blocks):
@@ -166,7 +175,5 @@ class GPT(nn.Module):
         logits = self.lm_head(x)                                              # (B, T, V)
         loss = None
         if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
         return logits, loss
