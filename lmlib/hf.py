@@ -19,10 +19,13 @@ Nothing here downloads anything: the functions take and return model objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Callable
 
 import torch
 from torch import nn
+
+from lmlib.validation import check_bool, check_int, check_str
 
 __all__ = [
     "gpt_state_to_hf", "gpt_state_from_hf", "gpt_config_to_hf", "gpt_config_from_hf", "gpt_to_hf", "gpt_from_hf",
@@ -41,6 +44,85 @@ def _need(sd: dict, key: str, where: str) -> torch.Tensor:
     return sd[key]
 
 
+def _check_state(sd, shapes: dict[str, tuple], who: str, *, optional: tuple[str, ...] = (),
+                 ignored: tuple[str, ...] = ()) -> None:
+    """``sd`` must be a mapping of tensors holding every key of ``shapes`` (except ``optional``
+    ones), no key outside ``shapes`` (except keys ending with one of ``ignored``), and each with
+    the expected shape (``None`` in a shape matches any size). Errors name the offending key."""
+    if not isinstance(sd, Mapping):
+        raise TypeError(f"{who}: sd must be a state dict (a mapping of names to tensors), got {type(sd).__name__}")
+    missing = [k for k in shapes if k not in sd and k not in optional]
+    if missing:
+        raise ValueError(f"{who}: sd is missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
+                                                                          if len(missing) > 1 else ""))
+    extra = [k for k in sd if k not in shapes and not k.endswith(ignored)]
+    if extra:
+        raise ValueError(f"{who}: sd has unexpected tensor {extra[0]!r} (is n_layer right?)"
+                         + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+    for k, want in shapes.items():
+        if k not in sd:
+            continue
+        t = sd[k]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{who}: sd[{k!r}] must be a tensor, got {type(t).__name__}")
+        if t.dim() != len(want) or any(w is not None and w != n for w, n in zip(want, t.shape)):
+            shown = tuple("*" if w is None else w for w in want)
+            raise ValueError(f"{who}: sd[{k!r}] has shape {tuple(t.shape)}, expected {shown}")
+
+
+def _embedding_size(sd, key: str, who: str) -> tuple[int, int]:
+    if not isinstance(sd, Mapping):
+        raise TypeError(f"{who}: sd must be a state dict (a mapping of names to tensors), got {type(sd).__name__}")
+    t = _need(sd, key, who)
+    if not isinstance(t, torch.Tensor) or t.dim() != 2:
+        raise ValueError(f"{who}: sd[{key!r}] must be a 2-D embedding matrix, got "
+                         f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    return t.shape[0], t.shape[1]
+
+
+def _gpt_shapes(n_layer: int, C: int, F: int | None, *, hf: bool) -> dict[str, tuple]:
+    """The expected shape of every tensor of a GPT (``hf=False``) or GPT2LMHeadModel state dict."""
+    pre = "transformer." if hf else ""
+    shapes = {pre + "wte.weight": (None, C), pre + "wpe.weight": (None, C), pre + "ln_f.weight": (C,),
+              pre + "ln_f.bias": (C,), "lm_head.weight": (None, C)}
+    for i in range(n_layer):
+        if hf:
+            h = f"transformer.h.{i}."
+            layer = {"ln_1.weight": (C,), "ln_1.bias": (C,), "ln_2.weight": (C,), "ln_2.bias": (C,),
+                     "attn.c_attn.weight": (C, 3 * C), "attn.c_attn.bias": (3 * C,),
+                     "attn.c_proj.weight": (C, C), "attn.c_proj.bias": (C,),
+                     "mlp.c_fc.weight": (C, F), "mlp.c_fc.bias": (F,),
+                     "mlp.c_proj.weight": (F, C), "mlp.c_proj.bias": (C,)}
+        else:
+            h = f"blocks.{i}."
+            layer = {"norm1.weight": (C,), "norm1.bias": (C,), "norm2.weight": (C,), "norm2.bias": (C,),
+                     "ffn.fc_in.weight": (F, C), "ffn.fc_in.bias": (F,),
+                     "ffn.fc_out.weight": (C, F), "ffn.fc_out.bias": (C,)}
+            for n in ("q", "k", "v", "out"):
+                layer[f"self_attn.{n}_proj.weight"], layer[f"self_attn.{n}_proj.bias"] = (C, C), (C,)
+        shapes.update({h + k: v for k, v in layer.items()})
+    return shapes
+
+
+def _check_gpt_state(sd, n_layer, *, hf: bool, who: str) -> None:
+    n_layer = check_int("n_layer", n_layer, min=1, who=who)
+    V, C = _embedding_size(sd, "transformer.wte.weight" if hf else "wte.weight", who)
+    inner = "transformer.h.0.mlp.c_fc.weight" if hf else "blocks.0.ffn.fc_in.weight"
+    t = sd.get(inner)
+    F = (t.shape[1] if hf else t.shape[0]) if isinstance(t, torch.Tensor) and t.dim() == 2 else None
+    shapes = _gpt_shapes(n_layer, C, F, hf=hf)
+    shapes["lm_head.weight"] = (V, C)
+    # GPT2LMHeadModel may carry its causal-mask buffers; the lm_head of GPT2Model is absent
+    _check_state(sd, shapes, who, optional=("lm_head.weight",) if hf else (),
+                 ignored=(".attn.bias", ".attn.masked_bias") if hf else ())
+
+
+def _check_config_sizes(config, fields: tuple[str, ...], who: str) -> None:
+    """Every size field of a config is an int >= 1 (a model with 0 layers converts nothing)."""
+    for f in fields:
+        check_int(f"config.{f}", getattr(config, f, None), min=1, who=who)
+
+
 # -------------------------------------------------------------------------------------------------
 # GPT <-> GPT2LMHeadModel
 # -------------------------------------------------------------------------------------------------
@@ -52,7 +134,11 @@ def gpt_config_to_hf(config, **extra):
     ``bias=False`` cannot be expressed and raises ValueError.
     """
     from transformers import GPT2Config
+    from lmlib.gpt import GPTConfig
 
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"gpt_config_to_hf: config must be an lmlib.gpt.GPTConfig, got {type(config).__name__}")
+    _check_config_sizes(config, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"), "gpt_config_to_hf")
     if not config.bias:
         raise ValueError("GPT2LMHeadModel always has biases; a GPTConfig with bias=False cannot be converted")
     eos = extra.pop("eos_token_id", None)
@@ -67,8 +153,13 @@ def gpt_config_to_hf(config, **extra):
 
 def gpt_config_from_hf(hf_config):
     """The :class:`lmlib.gpt.GPTConfig` of a ``GPT2Config``; ValueError for features GPT lacks."""
+    from transformers import GPT2Config
     from lmlib.gpt import GPTConfig
 
+    if not isinstance(hf_config, GPT2Config):
+        raise TypeError(f"gpt_config_from_hf: hf_config must be a transformers GPT2Config, got "
+                        f"{type(hf_config).__name__}")
+    _check_config_sizes(hf_config, ("vocab_size", "n_positions", "n_layer", "n_head", "n_embd"), "gpt_config_from_hf")
     c = hf_config
     problems = []
     if c.n_inner not in (None, 4 * c.n_embd):
@@ -91,6 +182,7 @@ def gpt_config_from_hf(hf_config):
 def gpt_state_to_hf(sd: dict[str, torch.Tensor], n_layer: int) -> dict[str, torch.Tensor]:
     """Map a :class:`~lmlib.gpt.GPT` state dict to ``GPT2LMHeadModel`` keys and layouts."""
     w = "gpt_state_to_hf"
+    _check_gpt_state(sd, n_layer, hf=False, who=w)
     out = {
         "transformer.wte.weight": _need(sd, "wte.weight", w),
         "transformer.wpe.weight": _need(sd, "wpe.weight", w),
@@ -118,6 +210,7 @@ def gpt_state_to_hf(sd: dict[str, torch.Tensor], n_layer: int) -> dict[str, torc
 def gpt_state_from_hf(sd: dict[str, torch.Tensor], n_layer: int) -> dict[str, torch.Tensor]:
     """Map a ``GPT2LMHeadModel`` (or ``GPT2Model`` with ``transformer.`` prefix) state dict to GPT keys."""
     w = "gpt_state_from_hf"
+    _check_gpt_state(sd, n_layer, hf=True, who=w)
     wte = _need(sd, "transformer.wte.weight", w)
     if "lm_head.weight" in sd and not torch.equal(sd["lm_head.weight"], wte):
         raise ValueError("gpt_state_from_hf: lm_head.weight differs from transformer.wte.weight; "
@@ -233,6 +326,43 @@ _BERT_MLM_KEYS = [
 ]
 
 
+def _bert_shape(ours: str, H: int, I: int | None, V: int) -> tuple:
+    """The shape of one tensor of our BERT, from its name (hidden size H, FFN size I, vocab V)."""
+    if ours.endswith("embeddings.weight"):
+        return (V, H) if ours.endswith("word_embeddings.weight") else (None, H)
+    if ".fc_in." in ours:
+        return (I, H) if ours.endswith("weight") else (I,)
+    if ".fc_out." in ours:
+        return (H, I) if ours.endswith("weight") else (H,)
+    if ours.endswith("mlm_head.bias"):
+        return (V,)
+    if "norm" in ours.rsplit(".", 2)[-2] or ours.endswith("bias"):
+        return (H,)
+    return (H, H)
+
+
+def _check_bert_state(sd, n_layer, pooler, mlm, our_prefix, hf_prefix, *, to_hf: bool, who: str):
+    """The (ours, theirs) key pairs of a BERT state dict, after checking ``sd`` against them."""
+    n_layer = check_int("n_layer", n_layer, min=1, who=who)
+    check_bool("pooler", pooler, who=who)
+    check_bool("mlm", mlm, who=who)
+    check_str("our_prefix", our_prefix, who=who)
+    check_str("hf_prefix", hf_prefix, who=who)
+    pairs = _bert_pairs(n_layer, pooler=pooler, mlm=mlm, our_prefix=our_prefix, hf_prefix=hf_prefix)
+    side = 0 if to_hf else 1
+    V, H = _embedding_size(sd, pairs[0][side], who)
+    t = sd.get(f"{our_prefix}layers.0.ffn.fc_in.weight" if to_hf else f"{hf_prefix}encoder.layer.0.intermediate.dense.weight")
+    I = t.shape[0] if isinstance(t, torch.Tensor) and t.dim() == 2 else None
+    shapes = {pair[side]: _bert_shape(pair[0], H, I, V) for pair in pairs}
+    # tensors that are legitimately left behind: a tied decoder, a pooler not converted, buffers
+    ignored = ["position_ids", "mlm_head.decoder.weight", "cls.predictions.decoder.weight",
+               "cls.predictions.decoder.bias"]
+    if not pooler:
+        ignored += ["pooler.dense.weight", "pooler.dense.bias"]
+    _check_state(sd, shapes, who, ignored=tuple(ignored))
+    return pairs
+
+
 def _bert_pairs(n_layer: int, *, pooler: bool, mlm: bool, our_prefix: str, hf_prefix: str):
     pairs = [(our_prefix + a, hf_prefix + b) for a, b in _BERT_EMB_KEYS]
     for i in range(n_layer):
@@ -249,8 +379,8 @@ def _bert_pairs(n_layer: int, *, pooler: bool, mlm: bool, our_prefix: str, hf_pr
 def bert_state_to_hf(sd: dict[str, torch.Tensor], n_layer: int, *, pooler: bool = True, mlm: bool = False,
                      our_prefix: str = "", hf_prefix: str = "") -> dict[str, torch.Tensor]:
     """Rename a BERT state dict to ``transformers`` keys (``hf_prefix="bert."`` inside BertForMaskedLM)."""
-    out = {b: _need(sd, a, "bert_state_to_hf") for a, b in
-           _bert_pairs(n_layer, pooler=pooler, mlm=mlm, our_prefix=our_prefix, hf_prefix=hf_prefix)}
+    pairs = _check_bert_state(sd, n_layer, pooler, mlm, our_prefix, hf_prefix, to_hf=True, who="bert_state_to_hf")
+    out = {b: _need(sd, a, "bert_state_to_hf") for a, b in pairs}
     if mlm:  # the decoder is tied to the word embeddings; its bias is cls.predictions.bias
         out["cls.predictions.decoder.weight"] = out[hf_prefix + "embeddings.word_embeddings.weight"]
         out["cls.predictions.decoder.bias"] = out["cls.predictions.bias"]
@@ -260,8 +390,8 @@ def bert_state_to_hf(sd: dict[str, torch.Tensor], n_layer: int, *, pooler: bool 
 def bert_state_from_hf(sd: dict[str, torch.Tensor], n_layer: int, *, pooler: bool = True, mlm: bool = False,
                        our_prefix: str = "", hf_prefix: str = "") -> dict[str, torch.Tensor]:
     """Rename a ``transformers`` BERT state dict to lmlib keys (inverse of :func:`bert_state_to_hf`)."""
-    out = {a: _need(sd, b, "bert_state_from_hf") for a, b in
-           _bert_pairs(n_layer, pooler=pooler, mlm=mlm, our_prefix=our_prefix, hf_prefix=hf_prefix)}
+    pairs = _check_bert_state(sd, n_layer, pooler, mlm, our_prefix, hf_prefix, to_hf=False, who="bert_state_from_hf")
+    out = {a: _need(sd, b, "bert_state_from_hf") for a, b in pairs}
     if mlm:
         dec = sd.get("cls.predictions.decoder.weight")
         if dec is not None and not torch.equal(dec, out[our_prefix + "embeddings.word_embeddings.weight"]):
@@ -271,10 +401,18 @@ def bert_state_from_hf(sd: dict[str, torch.Tensor], n_layer: int, *, pooler: boo
     return out
 
 
+_BERT_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings", "type_vocab_size")
+
+
 def bert_config_to_hf(config, **extra):
     """A ``transformers.BertConfig`` with the shapes of a :class:`lmlib.bert.BertConfig`."""
     from transformers import BertConfig as HFBertConfig
+    from lmlib.bert import BertConfig
 
+    if not isinstance(config, BertConfig):
+        raise TypeError(f"bert_config_to_hf: config must be an lmlib.bert.BertConfig, got {type(config).__name__}")
+    _check_config_sizes(config, _BERT_SIZES, "bert_config_to_hf")
     c = config
     act = {"gelu_erf": "gelu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
     if c.hidden_act not in act:
@@ -291,8 +429,13 @@ def bert_config_to_hf(config, **extra):
 
 def bert_config_from_hf(hf_config):
     """The :class:`lmlib.bert.BertConfig` of a ``transformers.BertConfig``."""
+    from transformers import BertConfig as HFBertConfig
     from lmlib.bert import BertConfig
 
+    if not isinstance(hf_config, HFBertConfig):
+        raise TypeError(f"bert_config_from_hf: hf_config must be a transformers BertConfig, got "
+                        f"{type(hf_config).__name__}")
+    _check_config_sizes(hf_config, _BERT_SIZES, "bert_config_from_hf")
     c = hf_config
     act = {"gelu": "gelu_erf", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "relu": "relu"}
     if c.hidden_act not in act:
