@@ -17,16 +17,21 @@ from typing import Sequence
 
 import torch
 
+from lmlib.validation import check_float, check_int, check_sequence, check_str, check_tensor
+
 __all__ = ["accuracy", "confusion_matrix", "precision_recall_f1", "macro_f1", "classification_report"]
 
 
 def _as_ids(x, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        x = list(x)
-        x = torch.as_tensor(x) if x else torch.zeros(0, dtype=torch.long)
+        x = check_sequence(name, x)
+        try:
+            x = torch.as_tensor(x) if x else torch.zeros(0, dtype=torch.long)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a list or tensor of int class ids, got {x[:5]!r}") from None
     if x.dim() != 1:
         raise ValueError(f"{name} must be 1-D (one class id per example), got shape {tuple(x.shape)}")
-    if x.is_floating_point() or x.dtype == torch.bool:
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class ids, got dtype {x.dtype} "
                         "(take .argmax(-1) of logits first)")
     return x.long().cpu()
@@ -39,8 +44,7 @@ def _check(pred, target, num_classes: int | None = None) -> tuple[torch.Tensor, 
     if p.numel() == 0:
         raise ValueError("cannot compute a metric on zero examples")
     if num_classes is not None:
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_int("num_classes", num_classes, min=1)
         for name, x in (("pred", p), ("target", t)):
             if int(x.min()) < 0 or int(x.max()) >= num_classes:
                 bad = int(x.min()) if int(x.min()) < 0 else int(x.max())
@@ -69,6 +73,7 @@ def precision_recall_f1(pred, target, num_classes: int, *, zero_division: float 
     F1_k = 2 P_k R_k / (P_k + R_k). A 0/0 ratio becomes ``zero_division``; a class that is
     neither present nor predicted gets NaN (see :func:`macro_f1`).
     """
+    check_float("zero_division", zero_division, min=0.0, max=1.0, who="precision_recall_f1")
     cm = confusion_matrix(pred, target, num_classes).double()
     tp = cm.diag()
     predicted = cm.sum(0)  # TP + FP per class (column sums)
@@ -93,6 +98,7 @@ def macro_f1(pred, target, num_classes: int, *, zero_division: float = 0.0) -> f
 
 def classification_report(pred, target, class_names: Sequence[str]) -> str:
     """A small text table: per-class precision, recall, F1 and support, then accuracy and macro-F1."""
+    class_names = check_sequence("class_names", class_names, of=str, nonempty=True, who="classification_report")
     k = len(class_names)
     p, r, f = precision_recall_f1(pred, target, k)
     support = confusion_matrix(pred, target, k).sum(1)

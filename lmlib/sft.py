@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from lmlib.masking import IGNORE_INDEX
+from lmlib.validation import check_int, check_sequence, check_str, check_tensor
 
 __all__ = ["sft_example", "collate_sft", "sft_batches", "greedy_complete", "exact_match"]
 
@@ -37,10 +38,13 @@ def _as_ids(x: Sequence[int], what: str) -> list[int]:
     if isinstance(x, torch.Tensor):
         if x.dim() != 1:
             raise ValueError(f"{what} must be a 1-D sequence of token ids, got shape {tuple(x.shape)}")
+        check_tensor(what, x, dtype="int")
         x = x.tolist()
-    x = list(x)
+    x = check_sequence(what, x)
     if any(isinstance(t, bool) or not isinstance(t, int) for t in x):
         raise TypeError(f"{what} must be a sequence of int token ids")
+    if any(t < 0 for t in x):
+        raise ValueError(f"{what} holds a negative token id {min(x)}")
     return x
 
 
@@ -54,6 +58,7 @@ def sft_example(prompt_ids: Sequence[int], response_ids: Sequence[int], *, block
     """
     p = _as_ids(prompt_ids, "prompt_ids")
     r = _as_ids(response_ids, "response_ids")
+    check_int("block_size", block_size, min=1, who="sft_example")
     if not p:
         raise ValueError("the prompt is empty; an SFT example needs at least one prompt token")
     if not r:
@@ -77,8 +82,10 @@ def collate_sft(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id:
 
     Right padding is safe for a causal model: a real position never attends to a later one.
     """
+    pairs = check_sequence("pairs", pairs, who="collate_sft")
     if len(pairs) == 0:
         raise ValueError("cannot collate an empty list of SFT pairs")
+    check_int("pad_id", pad_id, min=0, who="collate_sft")
     examples = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -100,8 +107,10 @@ def sft_batches(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, batch_s
                 block_size: int) -> Callable[[torch.Generator], dict[str, torch.Tensor]]:
     """A ``get_batch(generator)`` for :func:`lmlib.training.train` drawing random SFT batches.
     Every pair is validated once, up front."""
+    pairs = check_sequence("pairs", pairs, who="sft_batches")
     if len(pairs) == 0:
         raise ValueError("no SFT pairs to train on")
+    check_int("batch_size", batch_size, min=1, who="sft_batches")
     collate_sft(pairs, pad_id=pad_id, block_size=block_size)  # validate everything now
     bs = min(batch_size, len(pairs))
 
@@ -112,18 +121,32 @@ def sft_batches(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, batch_s
     return get_batch
 
 
+def _check_lm(model, who: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be an nn.Module (a causal LM), got {type(model).__name__}")
+    cfg = getattr(model, "config", None)
+    if not (isinstance(getattr(cfg, "block_size", None), int) and isinstance(getattr(cfg, "vocab_size", None), int)):
+        raise TypeError(f"{who}: model must have a config with block_size and vocab_size (an lmlib GPT)")
+
+
 @torch.no_grad()
 def greedy_complete(model: nn.Module, prompt_ids: Sequence[int], *, max_new_tokens: int,
                     stop_ids: Sequence[int] = ()) -> list[int]:
     """Greedy decoding (always the most likely next token) from a causal LM whose forward
     returns ``(logits (1, T, V), ...)``; stops after a token in ``stop_ids`` (included) or
     ``max_new_tokens``. Returns the generated ids only."""
+    _check_lm(model, "greedy_complete")
     p = _as_ids(prompt_ids, "prompt_ids")
+    check_int("max_new_tokens", max_new_tokens, min=0, who="greedy_complete")
+    stop_ids = _as_ids(stop_ids, "stop_ids")
     block = model.config.block_size
     if not p:
         raise ValueError("the prompt is empty")
     if len(p) >= block:
         raise ValueError(f"the prompt has {len(p)} tokens; the context window is {block}")
+    if p and max(p) >= model.config.vocab_size:
+        raise ValueError(f"greedy_complete: prompt_ids holds id {max(p)}, outside the model's vocabulary "
+                         f"0..{model.config.vocab_size - 1}")
     was = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -149,14 +172,29 @@ def greedy_complete(model: nn.Module, prompt_ids: Sequence[int], *, max_new_toke
     return out
 
 
+def _check_exact_match_args(model, encode, decode, pairs, stop, max_new_tokens) -> None:
+    who = "exact_match"
+    _check_lm(model, who)
+    for name, f in (("encode", encode), ("decode", decode)):
+        if not callable(f):
+            raise TypeError(f"{who}: {name} must be a function, got {type(f).__name__}")
+    items = check_sequence("pairs", pairs, who=who)
+    if not items:
+        raise ValueError("exact_match needs at least one pair")
+    for i, pair in enumerate(items):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+            raise TypeError(f"{who}: pairs[{i}] must be a (prompt, response) pair of str, got {pair!r:.80}")
+    check_str("stop", stop, who=who)
+    check_int("max_new_tokens", max_new_tokens, min=0, who=who)
+
+
 def exact_match(model: nn.Module, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str],
                 pairs: Sequence[tuple[str, str]], *, stop: str = "\n", max_new_tokens: int = 16
                 ) -> tuple[float, list[str]]:
     """Fraction of ``(prompt, response)`` text pairs for which greedy decoding after the prompt
     reproduces the response exactly (compared after stripping white space, up to ``stop``).
     Returns ``(score, generated_texts)``."""
-    if len(pairs) == 0:
-        raise ValueError("exact_match needs at least one pair")
+    _check_exact_match_args(model, encode, decode, pairs, stop, max_new_tokens)
     stop_ids = encode(stop) if stop else []
     stop_ids = stop_ids[-1:] if stop_ids else []
     hits, outs = 0, []
