@@ -20,16 +20,21 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from lmlib.attention import _check_features
+from lmlib.validation import check_bool, check_choice, check_float, check_int, check_str, check_tensor
+
 __all__ = ["gelu_erf", "gelu_tanh", "ACTIVATIONS", "get_activation", "FeedForward"]
 
 
 def gelu_erf(x: torch.Tensor) -> torch.Tensor:
     """Exact GELU: x · Φ(x), Φ the standard normal CDF."""
+    check_tensor("x", x, dtype="float", who="gelu_erf")
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     """GPT-2's tanh approximation of GELU."""
+    check_tensor("x", x, dtype="float", who="gelu_tanh")
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
@@ -45,8 +50,8 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The activation called ``name`` (one of ``ACTIVATIONS``); ValueError for an unknown name."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    check_str("activation", name, who="get_activation")
+    check_choice("activation", name, sorted(ACTIVATIONS), who="get_activation")
     return ACTIVATIONS[name]
 
 
@@ -59,11 +64,10 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, *, activation: str = "gelu_tanh", dropout: float = 0.0,
                  bias: bool = True) -> None:
         super().__init__()
-        for name, v in (("d_model", d_model), ("d_ff", d_ff)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_int("d_model", d_model, min=1, who="FeedForward")
+        check_int("d_ff", d_ff, min=1, who="FeedForward")
+        check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="FeedForward")
+        check_bool("bias", bias, who="FeedForward")
         self.activation_name = activation
         self.act = get_activation(activation)
         self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
@@ -71,6 +75,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features("x", x, self.fc_in.in_features, self.fc_in.weight, who="FeedForward")
         return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (..., d_model)
 
     def extra_repr(self) -> str:

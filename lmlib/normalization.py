@@ -13,28 +13,36 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from lmlib.validation import check_bool, check_float, check_int, check_tensor
+
 __all__ = ["LayerNorm", "RMSNorm", "layer_norm_reference", "rms_norm_reference"]
 
 
-def _check_dim(dim: int, eps: float) -> None:
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
-        raise ValueError(f"normalized dimension must be a positive int, got {dim!r}")
-    if not (eps > 0):
-        raise ValueError(f"eps must be positive, got {eps!r}")
+def _check_dim(dim: int, eps: float, who: str) -> None:
+    check_int("dim", dim, min=1, who=who)
+    check_float("eps", eps, min=0.0, min_open=True, who=who)
 
 
-def _check_input(x: torch.Tensor, dim: int, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} expects a tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} expects a floating-point tensor, got {x.dtype}")
-    if x.dim() == 0 or x.shape[-1] != dim:
-        raise ValueError(f"{name}: last dimension of input must be {dim}, got shape {tuple(x.shape)}")
+def _check_input(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
+    """``x``: a floating-point ``(..., dim)`` tensor of the weight's dtype (any float dtype under autocast)."""
+    autocast = isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type)
+    check_tensor("x", x, dtype="float" if autocast else weight.dtype, sizes={-1: weight.shape[0]}, who=who)
+
+
+def _check_reference(x, weight, bias, eps, who: str) -> None:
+    check_tensor("x", x, dtype="float", who=who)
+    if x.dim() == 0:
+        raise ValueError(f"{who}: x must have shape (..., C), got a scalar")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            check_tensor(name, p, dims=1, dtype="float", sizes={0: x.shape[-1]}, who=who)
+    check_float("eps", eps, min=0.0, min_open=True, who=who)
 
 
 def layer_norm_reference(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
                          eps: float = 1e-5) -> torch.Tensor:
     """LayerNorm written out: x (..., C) -> (..., C). Slow but readable; used to check the fast path."""
+    _check_reference(x, weight, bias, eps, "layer_norm_reference")
     mean = x.mean(dim=-1, keepdim=True)                      # (..., 1)
     var = (x - mean).pow(2).mean(dim=-1, keepdim=True)       # (..., 1), biased (divide by C)
     y = (x - mean) / torch.sqrt(var + eps)
@@ -47,6 +55,7 @@ def layer_norm_reference(x: torch.Tensor, weight: torch.Tensor | None, bias: tor
 
 def rms_norm_reference(x: torch.Tensor, weight: torch.Tensor | None, eps: float = 1e-6) -> torch.Tensor:
     """RMSNorm written out: x (..., C) -> (..., C)."""
+    _check_reference(x, weight, None, eps, "rms_norm_reference")
     y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
     return y * weight if weight is not None else y
 
@@ -60,14 +69,15 @@ class LayerNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__()
-        _check_dim(dim, eps)
+        _check_dim(dim, eps, "LayerNorm")
+        check_bool("bias", bias, who="LayerNorm")
         self.dim, self.eps = dim, float(eps)
         self.weight = nn.Parameter(torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.dim or not x.is_floating_point():
-            _check_input(x, self.dim, "LayerNorm")
+        if not isinstance(x, torch.Tensor) or x.dtype != self.weight.dtype or x.dim() == 0 or x.shape[-1] != self.dim:
+            _check_input(x, self.weight, "LayerNorm")  # the full check only when the cheap one fails
         return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -82,14 +92,14 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
-        _check_dim(dim, eps)
+        _check_dim(dim, eps, "RMSNorm")
         self.dim, self.eps = dim, float(eps)
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.dim or not x.is_floating_point():
-            _check_input(x, self.dim, "RMSNorm")
-        return rms_norm_reference(x, self.weight, self.eps)
+        _check_input(x, self.weight, "RMSNorm")
+        y = x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return y * self.weight
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}"
