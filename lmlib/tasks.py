@@ -43,6 +43,7 @@ from typing import Sequence
 import torch
 
 from lmlib.data import GENRES, Split, load_play, split_plays
+from lmlib.validation import check_bool, check_choice, check_float, check_int, check_sequence, check_str
 
 __all__ = ["GENRE_GROUPS", "Example", "LabelledDataset", "genre_of", "play_chunks", "genre_dataset",
            "shuffle_words", "shuffled_lines_dataset", "speaker_pairs"]
@@ -56,6 +57,8 @@ GENRE_GROUPS: dict[str, tuple[str, ...]] = {
 
 def genre_of(folder_genre: str, merge: bool = True) -> str:
     """The class name of a folder genre (``"roman" -> "tragedy"`` when merged)."""
+    check_str("folder_genre", folder_genre, who="genre_of")
+    check_bool("merge", merge, who="genre_of")
     if folder_genre not in GENRES:
         raise ValueError(f"unknown genre {folder_genre!r}; the genres are {', '.join(GENRES)}")
     if not merge:
@@ -69,6 +72,11 @@ class Example:
     label: int
     play: str
 
+    def __post_init__(self) -> None:
+        check_str("text", self.text, who="Example")
+        check_int("label", self.label, min=0, who="Example")
+        check_str("play", self.play, who="Example")
+
 
 @dataclass
 class LabelledDataset:
@@ -76,6 +84,15 @@ class LabelledDataset:
 
     examples: list[Example]
     class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.examples = check_sequence("examples", self.examples, of=Example, who="LabelledDataset")
+        names = check_sequence("class_names", self.class_names, of=str, nonempty=True, who="LabelledDataset")
+        self.class_names = tuple(names)
+        bad = [e.label for e in self.examples if e.label >= len(names)]
+        if bad:
+            raise ValueError(f"LabelledDataset: examples hold label {bad[0]}, but class_names has only "
+                             f"{len(names)} names")
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -100,6 +117,10 @@ class LabelledDataset:
         return {name: c.get(i, 0) for i, name in enumerate(self.class_names)}
 
     def subset(self, indices: Sequence[int]) -> "LabelledDataset":
+        indices = check_sequence("indices", indices, of=int, who="LabelledDataset.subset")
+        bad = [i for i in indices if not -len(self.examples) <= i < len(self.examples)]
+        if bad:
+            raise ValueError(f"LabelledDataset.subset: indices holds {bad[0]}, outside 0..{len(self.examples) - 1}")
         return LabelledDataset([self.examples[i] for i in indices], self.class_names)
 
     def balanced_sample(self, n: int, seed: int = 0) -> "LabelledDataset":
@@ -107,7 +128,9 @@ class LabelledDataset:
         more), drawn without replacement with ``random.Random(seed)``; nested: the sample of
         a smaller ``n`` is contained in the sample of a larger one with the same seed."""
         k = self.num_classes
-        if not isinstance(n, int) or n < k:
+        check_int("n", n, who="LabelledDataset.balanced_sample")
+        check_int("seed", seed, who="LabelledDataset.balanced_sample")
+        if n < k:
             raise ValueError(f"a balanced sample needs n >= number of classes ({k}), got {n!r}")
         rng = random.Random(seed)
         by_class = [[i for i, e in enumerate(self.examples) if e.label == c] for c in range(k)]
@@ -155,7 +178,10 @@ def play_chunks(play_name: str, *, min_chars: int = 60, max_chars: int = 160) ->
     """A play's dialogue cut into consecutive chunks of whole lines, each of ``min_chars`` to
     ``max_chars`` characters (lines joined with newlines). Lines longer than ``max_chars`` are
     first cut at spaces; a last chunk shorter than ``min_chars`` is dropped."""
-    if not (isinstance(min_chars, int) and isinstance(max_chars, int) and 0 < min_chars <= max_chars):
+    check_str("play_name", play_name, nonempty=True, who="play_chunks")
+    check_int("min_chars", min_chars, min=1, who="play_chunks")
+    check_int("max_chars", max_chars, min=1, who="play_chunks")
+    if not min_chars <= max_chars:
         raise ValueError(f"need 0 < min_chars <= max_chars, got {min_chars}, {max_chars}")
     pieces = [p for line in _spoken_lines(play_name) for p in _split_long(line, max_chars)]
     chunks, cur = [], []
@@ -174,6 +200,13 @@ def play_chunks(play_name: str, *, min_chars: int = 60, max_chars: int = 160) ->
     return chunks
 
 
+def _check_part_args(part, split, who: str) -> None:
+    check_choice("part", part, ("train", "val", "test"), who=who)
+    if split is not None and not isinstance(split, Split):
+        raise TypeError(f"{who}: split must be an lmlib.data.Split (from split_plays) or None, "
+                        f"got {type(split).__name__}")
+
+
 def genre_dataset(part: str, *, split: Split | None = None, merge: bool = True, min_chars: int = 60,
                   max_chars: int = 160, max_per_play: int | None = None, seed: int = 0) -> LabelledDataset:
     """Genre-labelled chunks of dialogue from the plays of one part of a split by play.
@@ -182,6 +215,13 @@ def genre_dataset(part: str, *, split: Split | None = None, merge: bool = True, 
     ``max_per_play`` keeps a random subset of each play's chunks (``random.Random(seed)``), so
     long plays do not dominate; ``None`` keeps all of them.
     """
+    _check_part_args(part, split, "genre_dataset")
+    check_bool("merge", merge, who="genre_dataset")
+    check_int("min_chars", min_chars, min=1, who="genre_dataset")
+    check_int("max_chars", max_chars, min=min_chars, who="genre_dataset")
+    if max_per_play is not None:
+        check_int("max_per_play", max_per_play, min=1, who="genre_dataset")
+    check_int("seed", seed, who="genre_dataset")
     split = split if split is not None else split_plays(0)
     plays = split[part]
     if not plays:
@@ -203,6 +243,9 @@ def shuffle_words(line: str, rng: random.Random) -> str:
     """The words of ``line`` (split at white space) in a random order that differs from the
     original one. Raises ``ValueError`` when no different order exists (fewer than two distinct
     words)."""
+    check_str("line", line, who="shuffle_words")
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"shuffle_words: rng must be a random.Random, got {type(rng).__name__}")
     words = line.split()
     if len(set(words)) < 2:
         raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words")
@@ -232,9 +275,9 @@ def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: 
     if max_per_play is not None and (isinstance(max_per_play, bool) or not isinstance(max_per_play, int)
                                      or max_per_play < 2):
         raise ValueError(f"max_per_play must be None or an int >= 2, got {max_per_play!r}")
+    check_int("seed", seed, who="shuffled_lines_dataset")
+    _check_part_args(part, split, "shuffled_lines_dataset")
     split = split if split is not None else split_plays(0)
-    if part not in ("train", "val", "test"):
-        raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
     plays = split[part]
     if not plays:
         raise ValueError(f"the {part!r} split has no plays")
@@ -265,8 +308,11 @@ def speaker_pairs(play_name: str = "hamlet", *, top_k: int = 4, max_line_chars: 
     prompt ``"Who speaks: <line>\\nSpeaker:"``, response ``" <NAME>\\n"``. Returns
     ``(train_pairs, test_pairs, speakers)``, split at random (``random.Random(seed)``).
     """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_str("play_name", play_name, nonempty=True, who="speaker_pairs")
+    check_int("top_k", top_k, min=1, who="speaker_pairs")
+    check_int("max_line_chars", max_line_chars, min=10, who="speaker_pairs")
+    check_float("test_fraction", test_fraction, min=0.0, max=1.0, min_open=True, max_open=True, who="speaker_pairs")
+    check_int("seed", seed, who="speaker_pairs")
     speeches = load_play(play_name).speeches()
     counts = Counter(s.speaker for s in speeches)
     speakers = [name for name, _ in counts.most_common(top_k)]
