@@ -60,6 +60,7 @@ def accuracy(pred, target) -> float:
 
 def confusion_matrix(pred, target, num_classes: int) -> torch.Tensor:
     """``(num_classes, num_classes)`` long tensor; rows = true class, columns = predicted."""
+    check_int("num_classes", num_classes, min=1, who="confusion_matrix")
     p, t = _check(pred, target, num_classes)
     flat = t * num_classes + p  # one bin per (true, predicted) pair
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
