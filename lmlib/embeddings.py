@@ -27,6 +27,8 @@ import math
 import torch
 from torch import nn
 
+from lmlib.validation import check_bool, check_float, check_ids, check_int, check_tensor
+
 __all__ = [
     "TokenEmbedding",
     "sinusoidal_encoding",
@@ -37,36 +39,19 @@ __all__ = [
 ]
 
 
-def _check_positive_int(value, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_ids(idx: torch.Tensor, vocab_size: int) -> None:
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"token ids must be a tensor, got {type(idx).__name__}")
-    if idx.dtype not in (torch.long, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(f"token ids must be an integer tensor, got dtype {idx.dtype}")
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
-        bad = idx[(idx < 0) | (idx >= vocab_size)].flatten()[0].item()
-        raise ValueError(f"token id {bad} is out of range for a vocabulary of {vocab_size}")
-
-
 def _check_x(x: torch.Tensor, d_model: int, who: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{who} expects x of shape (B, T, C), got {shape}")
-    if x.shape[-1] != d_model:
-        raise ValueError(f"{who} was built for C = {d_model}, got x with C = {x.shape[-1]}")
-    if not x.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point x, got dtype {x.dtype}")
+    check_tensor("x", x, dims=3, dtype="float", sizes={-1: d_model}, who=who)  # (B, T, C)
 
 
 def _check_offset(offset, t: int, max_len: int | None, who: str) -> None:
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ValueError(f"{who}: offset must be an int >= 0, got {offset!r}")
+    check_int("offset", offset, min=0, who=who)
     if max_len is not None and offset + t > max_len:
         raise ValueError(f"{who}: positions {offset}..{offset + t - 1} exceed max_len = {max_len}")
+
+
+def _check_sizes(who: str, **sizes: int) -> None:
+    for name, n in sizes.items():
+        check_int(name, n, min=1, who=who)
 
 
 class TokenEmbedding(nn.Module):
@@ -79,8 +64,8 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False):
         super().__init__()
-        _check_positive_int(vocab_size, "vocab_size")
-        _check_positive_int(d_model, "d_model")
+        _check_sizes("TokenEmbedding", vocab_size=vocab_size, d_model=d_model)
+        check_bool("scale", scale, who="TokenEmbedding")
         self.vocab_size, self.d_model, self.scale = vocab_size, d_model, scale
         self.embedding = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
@@ -90,9 +75,19 @@ class TokenEmbedding(nn.Module):
         return self.embedding.weight  # (vocab_size, C)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        _check_ids(idx, self.vocab_size)
+        check_ids("idx", idx, self.vocab_size, who="TokenEmbedding")
         x = self.embedding(idx.long())  # (..., C)
         return x * math.sqrt(self.d_model) if self.scale else x
+
+
+def _check_sinusoidal_args(n_positions, d_model, base, offset, dtype, who: str = "sinusoidal_encoding") -> None:
+    _check_sizes(who, n_positions=n_positions, d_model=d_model)
+    if d_model % 2:
+        raise ValueError(f"{who}: sinusoidal encodings need an even d_model, got {d_model}")
+    check_float("base", base, min=0.0, min_open=True, who=who)
+    check_int("offset", offset, min=0, who=who)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{who}: dtype must be a floating-point torch.dtype, got {dtype!r}")
 
 
 def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0, offset: int = 0,
@@ -103,10 +98,7 @@ def sinusoidal_encoding(n_positions: int, d_model: int, *, base: float = 10000.0
     each pair of dimensions is a clock turning at its own frequency, from one radian per
     position (``i = 0``) down to ``1/base`` radians per position.
     """
-    _check_positive_int(n_positions, "n_positions")
-    _check_positive_int(d_model, "d_model")
-    if d_model % 2:
-        raise ValueError(f"sinusoidal encodings need an even d_model, got {d_model}")
+    _check_sinusoidal_args(n_positions, d_model, base, offset, dtype)
     pos = torch.arange(offset, offset + n_positions, dtype=torch.float64)  # (T,)
     freqs = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (C/2,)
     angles = pos[:, None] * freqs[None, :]  # (T, C/2)
@@ -123,7 +115,9 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 4096, *, base: float = 10000.0, dropout: float = 0.0):
         super().__init__()
-        _check_positive_int(max_len, "max_len")
+        _check_sizes("SinusoidalPositionalEncoding", d_model=d_model, max_len=max_len)
+        _check_sinusoidal_args(max_len, d_model, base, 0, torch.float32, who="SinusoidalPositionalEncoding")
+        check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="SinusoidalPositionalEncoding")
         self.d_model, self.max_len = d_model, max_len
         self.register_buffer("pe", sinusoidal_encoding(max_len, d_model, base=base), persistent=False)
         self.dropout = nn.Dropout(dropout)
@@ -144,8 +138,7 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
-        _check_positive_int(max_len, "max_len")
-        _check_positive_int(d_model, "d_model")
+        _check_sizes("LearnedPositionalEmbedding", max_len=max_len, d_model=d_model)
         self.max_len, self.d_model = max_len, d_model
         self.embedding = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
@@ -162,9 +155,16 @@ class LearnedPositionalEmbedding(nn.Module):
         return x + self.embedding(pos)  # (B, T, C) + (T, C)
 
 
+def _check_rotate_half(x) -> None:
+    check_tensor("x", x, dtype="float", who="rotate_half")
+    if x.dim() == 0 or x.shape[-1] % 2:
+        raise ValueError(f"rotate_half: x must have an even last dimension, got shape {tuple(x.shape)}")
+
+
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     """``(x1, x2) -> (-x2, x1)`` on the two halves of the last dimension: a 90-degree turn of
     every pair ``(x[j], x[j + hs/2])``."""
+    _check_rotate_half(x)
     x1, x2 = x.chunk(2, dim=-1)  # (..., hs/2) each
     return torch.cat([-x2, x1], dim=-1)
 
@@ -189,34 +189,41 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, *, base: float = 10000.0):
         super().__init__()
-        _check_positive_int(head_dim, "head_dim")
+        check_int("head_dim", head_dim, min=1, who="RotaryEmbedding")
         if head_dim % 2:
-            raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+            raise ValueError(f"RotaryEmbedding: RoPE needs an even head_dim, got {head_dim}")
+        check_float("base", base, min=0.0, min_open=True, who="RotaryEmbedding")
         self.head_dim, self.base = head_dim, base
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``cos, sin: (T, hs)`` for integer positions ``(T,)`` (each angle appears twice)."""
+        check_tensor("positions", positions, dims=1, dtype="int", who="RotaryEmbedding.cos_sin")
         angles = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]  # (T, hs/2)
         angles = torch.cat([angles, angles], dim=-1)  # (T, hs)
         return angles.cos(), angles.sin()
 
-    def forward(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ValueError("RotaryEmbedding expects x of shape (..., T, head_dim)")
-        if x.shape[-1] != self.head_dim:
-            raise ValueError(f"RotaryEmbedding was built for head_dim = {self.head_dim}, got {x.shape[-1]}")
-        if not x.is_floating_point():
-            raise TypeError(f"RotaryEmbedding expects a floating-point x, got dtype {x.dtype}")
+    def _check_inputs(self, x, offset) -> None:
+        who = "RotaryEmbedding"
+        check_tensor("x", x, dtype="float", sizes={-1: self.head_dim}, who=who)
+        if x.dim() < 2:
+            raise ValueError(f"{who}: x must have shape (..., T, head_dim), got {tuple(x.shape)}")
         T = x.shape[-2]
         if isinstance(offset, torch.Tensor):
-            if offset.shape != (T,) or offset.is_floating_point():
-                raise ValueError(f"positions must be an integer tensor of shape ({T},), got "
+            check_tensor("offset", offset, dtype="int", who=who)
+            if offset.shape != (T,):
+                raise ValueError(f"{who}: positions (offset) must be an integer tensor of shape ({T},), got "
                                  f"{offset.dtype} {tuple(offset.shape)}")
-            positions = offset.to(x.device)
         else:
-            _check_offset(offset, T, None, "RotaryEmbedding")
+            _check_offset(offset, T, None, who)
+
+    def forward(self, x: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
+        self._check_inputs(x, offset)
+        T = x.shape[-2]
+        if isinstance(offset, torch.Tensor):
+            positions = offset.to(x.device)                                # (T,) given positions
+        else:
             positions = torch.arange(offset, offset + T, device=x.device)  # (T,)
         cos, sin = self.cos_sin(positions)  # (T, hs) each
         out = x.float() * cos + rotate_half(x.float()) * sin  # (..., T, hs)

@@ -77,7 +77,7 @@ def test_sinusoidal_module_adds_the_table():
     assert not list(mod.parameters())
     with pytest.raises(ValueError, match="max_len"):
         mod(x, offset=15)
-    with pytest.raises(ValueError, match="C = 8"):
+    with pytest.raises(ValueError, match="x must have size 8 in dimension -1"):
         mod(torch.randn(2, 6, 4))
     with pytest.raises(ValueError, match="even"):
         SinusoidalPositionalEncoding(7)
@@ -93,7 +93,7 @@ def test_learned_positions():
     assert mod.weight.grad[:5].abs().sum() > 0 and mod.weight.grad[5:].abs().sum() == 0
     with pytest.raises(ValueError, match="max_len"):
         mod(x, offset=6)
-    with pytest.raises(ValueError, match=r"\(B, T, C\)"):
+    with pytest.raises(ValueError, match="x must have 3 dimensions"):
         mod(torch.randn(5, 4))
 
 
@@ -149,7 +149,7 @@ def test_rope_relative_position_property():
 def test_rope_errors_and_rotate_half():
     assert torch.equal(rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])), torch.tensor([-3.0, -4.0, 1.0, 2.0]))
     rope = RotaryEmbedding(8)
-    with pytest.raises(ValueError, match="head_dim = 8"):
+    with pytest.raises(ValueError, match="x must have size 8 in dimension -1"):
         rope(torch.randn(2, 3, 6))
     with pytest.raises(ValueError, match="even"):
         RotaryEmbedding(7)
