@@ -89,11 +89,11 @@ def collate_sft(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id:
     examples = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise TypeError(f"pair {i} must be (prompt_ids, response_ids)")
+            raise TypeError(f"pair {i} (pairs[{i}]) must be (prompt_ids, response_ids)")
         try:
             examples.append(sft_example(pair[0], pair[1], block_size=block_size))
-        except ValueError as exc:
-            raise ValueError(f"pair {i}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"pair {i} (pairs[{i}]): {exc}") from None
     T = max(len(x) for x, _ in examples)
     idx = torch.full((len(examples), T), pad_id, dtype=torch.long)              # (B, T)
     targets = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)    # (B, T)
