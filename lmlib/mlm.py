@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from lmlib.training import History
+from lmlib.validation import check_bool, check_int, check_sequence
+from lmlib.weights import _check_path
 
 __all__ = ["SPECIAL_TOKENS", "COURSE_BERT_RECIPE", "CourseBERT", "bert_tokenizer", "bert_config",
            "course_bert", "encode_plays"]
@@ -50,7 +52,9 @@ def bert_tokenizer(vocab_size: int = 1024, split_seed: int = 0, *, cache: str | 
     from lmlib.pretrained import cache_dir
     from lmlib.tokenizers import BPETokenizer
 
-    folder = Path(cache) if cache is not None else cache_dir()
+    check_int("vocab_size", vocab_size, min=256 + len(SPECIAL_TOKENS), who="bert_tokenizer")
+    check_int("split_seed", split_seed, who="bert_tokenizer")
+    folder = _check_path("cache", cache, who="bert_tokenizer") if cache is not None else cache_dir()
     path = folder / f"bert-bpe-v{vocab_size}-s{split_seed}.json"
     if path.exists():
         try:
@@ -68,7 +72,13 @@ def bert_tokenizer(vocab_size: int = 1024, split_seed: int = 0, *, cache: str | 
 
 
 def bert_config(recipe: Mapping[str, Any], tokenizer):
+    """The ``BertConfig`` of a full recipe's ``"model"`` section, sized for ``tokenizer``."""
     from lmlib.bert import BertConfig
+    from lmlib.tokenizers import Tokenizer
+
+    _check_bert_recipe(recipe, where="bert_config: recipe")
+    if not isinstance(tokenizer, Tokenizer) or "[PAD]" not in tokenizer.special_tokens:
+        raise TypeError(f"bert_config: tokenizer must be an lmlib tokenizer with a [PAD] token, got {tokenizer!r:.80}")
 
     return BertConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.special_tokens["[PAD]"],
                       **recipe["model"])
@@ -77,8 +87,37 @@ def bert_config(recipe: Mapping[str, Any], tokenizer):
 def encode_plays(tokenizer, plays) -> torch.Tensor:
     """The token ids of some plays' text as one 1-D long tensor."""
     from lmlib.data import corpus_text
+    from lmlib.tokenizers import Tokenizer
 
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"encode_plays: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
+    check_sequence("plays", plays)
     return torch.tensor(tokenizer.encode(corpus_text(list(plays)), allowed_special="none"), dtype=torch.long)
+
+
+def _check_bert_recipe(recipe: Mapping[str, Any], *, where: str) -> None:
+    """A full course-BERT recipe: known sections and settings, and a valid training section."""
+    import dataclasses
+
+    from lmlib.bert import BertConfig
+    from lmlib.pretrained import _RUN_FIELDS, _check_recipe
+    from lmlib.training import TrainConfig
+
+    if not isinstance(recipe, Mapping):
+        raise TypeError(f"{where} must be a dict, got {type(recipe).__name__}")
+    allowed = {"tokenizer": set(COURSE_BERT_RECIPE["tokenizer"]), "data": set(COURSE_BERT_RECIPE["data"]),
+               "model": {f.name for f in dataclasses.fields(BertConfig)} - {"vocab_size", "pad_token_id"},
+               "train": {f.name for f in dataclasses.fields(TrainConfig)} - _RUN_FIELDS}
+    _check_recipe(recipe, allowed, where=where)
+    for k in ("vocab_size", "split_seed"):
+        check_int(f"tokenizer.{k}", recipe["tokenizer"].get(k), min=256 + len(SPECIAL_TOKENS) if k == "vocab_size" else None,
+                  who=where)
+    for k in ("seq_len", "batch_size", "eval_batches", "eval_batch_size"):
+        check_int(f"data.{k}", recipe["data"].get(k), min=3 if k == "seq_len" else 1, who=where)
+    try:
+        TrainConfig(**recipe["train"])
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: section 'train': {exc}") from None
 
 
 @dataclass
@@ -106,7 +145,9 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
     from lmlib.pretrained import cached_model, merge_recipe
     from lmlib.training import TrainConfig, train
 
+    _check_course_bert_args(recipe, progress, retrain, verbose, cache)
     full = merge_recipe(COURSE_BERT_RECIPE, recipe or {})
+    _check_bert_recipe(full, where="course_bert: recipe")
     tok = bert_tokenizer(full["tokenizer"]["vocab_size"], full["tokenizer"]["split_seed"], cache=cache)
     sp = tok.special_tokens
     d = full["data"]
@@ -130,3 +171,12 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
                        seed=full["train"].get("seed", 0), retrain=retrain, verbose=verbose, cache=cache)
     res.model.eval()
     return CourseBERT(res.model, tok, res.history, res.results, full, res.path, res.from_cache, kw)
+
+
+def _check_course_bert_args(recipe, progress, retrain, verbose, cache) -> None:
+    if recipe is not None and not isinstance(recipe, Mapping):
+        raise TypeError(f"course_bert: recipe must be a dict of overrides or None, got {type(recipe).__name__}")
+    for name, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
+        check_bool(name, value, who="course_bert")
+    if cache is not None:
+        _check_path("cache", cache, who="course_bert")

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from lmlib.data import CharVocab
+from lmlib.validation import check_float, check_int
 
 __all__ = ["NGramModel"]
 
@@ -65,16 +66,12 @@ class NGramModel:
     """
 
     def __init__(self, n: int, vocab: CharVocab, smoothing: float = 1.0):
-        if not isinstance(n, int) or isinstance(n, bool):
-            raise TypeError(f"n must be an int, got {type(n).__name__}")
+        check_int("n", n)
         if n < 1:
             raise ValueError(f"n must be >= 1 (1 = unigram, 2 = bigram, ...), got {n}")
         if not isinstance(vocab, CharVocab):
             raise TypeError(f"vocab must be a lmlib.data.CharVocab, got {type(vocab).__name__}")
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)):
-            raise TypeError(f"smoothing must be a number, got {type(smoothing).__name__}")
-        if not math.isfinite(smoothing) or smoothing < 0:
-            raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
+        check_float("smoothing", smoothing, min=0.0)
         V = vocab.vocab_size
         if V**n >= _MAX_CODE:
             raise ValueError(f"n = {n} is too large for a vocabulary of {V} characters "
@@ -300,10 +297,11 @@ class NGramModel:
         (``None`` uses torch's global random state).
         """
         self._require_fit()
-        if not isinstance(n_chars, int) or isinstance(n_chars, bool) or n_chars < 0:
-            raise ValueError(f"n_chars must be an int >= 0, got {n_chars!r}")
+        check_int("n_chars", n_chars, min=0, who="sample")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if not isinstance(prompt, str):
+            raise TypeError(f"sample: prompt must be a str, got {type(prompt).__name__}")
         k = self.n - 1
         out = prompt
         if prompt == "" and k > 0 and n_chars > 0:

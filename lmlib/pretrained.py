@@ -31,6 +31,7 @@ Generic use (e.g. chapter 6's BERT)::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,6 +45,8 @@ from torch import nn
 
 from lmlib import checkpoint as ckpt
 from lmlib.training import History, TrainConfig, seed_everything
+from lmlib.validation import check_bool, check_int, check_str
+from lmlib.weights import _check_module, _check_path
 
 __all__ = [
     "cache_dir",
@@ -85,6 +88,7 @@ def display_path(path: str | os.PathLike) -> str:
 
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the recipe's canonical JSON (sorted keys)."""
+    _check_mapping("recipe", recipe, who="recipe_hash")
     try:
         text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
     except TypeError as exc:
@@ -122,8 +126,12 @@ def cached_model(
     :class:`History`, or ``(History, results)`` where ``results`` is a JSON-serialisable dict of
     extra figures to keep with the weights, or ``None``. ``cache`` overrides :func:`cache_dir`.
     """
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
+    _check_cache_args(name, recipe, cache, who="cached_model")
+    for arg, fn in (("build", build), ("fit", fit)):
+        if not callable(fn):
+            raise TypeError(f"cached_model: {arg} must be a function, got {type(fn).__name__}")
+    check_int("seed", seed, min=-2**63, max=2**64 - 1, who="cached_model")
+    check_bool("retrain", retrain, who="cached_model"), check_bool("verbose", verbose, who="cached_model")
     recipe = json.loads(json.dumps(dict(recipe)))  # canonical, detached copy
     h = recipe_hash(recipe)
     folder = Path(cache) if cache is not None else cache_dir()
@@ -136,15 +144,13 @@ def cached_model(
         raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
     if path.exists() and not retrain:
         try:
-            state = ckpt.load_checkpoint(path, model, restore_rng=False)
-            if state.extra.get("recipe_hash") != h:
-                raise ValueError(f"recipe hash {state.extra.get('recipe_hash')} != {h}")
-            hist = state.extra.get("history")
+            history = []
+            state = ckpt.load_checkpoint(path, model, restore_rng=False,
+                                         check_extra=lambda extra: history.append(_check_cached_extra(extra, h)))
             if verbose:
                 print(f"Loaded {name!r} from the cache: {display_path(path)}")
-            return Cached(model, History.from_dict(hist) if hist else None, state.extra.get("results", {}),
-                          recipe, path, True)
-        except (ValueError, KeyError) as exc:
+            return Cached(model, history[0], state.extra.get("results", {}), recipe, path, True)
+        except ValueError as exc:
             warnings.warn(f"ignoring the unusable cache entry {path} ({exc}); training again")
             seed_everything(seed)
             model = build()
@@ -162,10 +168,83 @@ def cached_model(
     return Cached(model, history, results, recipe, path, False)
 
 
+def _check_mapping(name: str, value: Any, *, who: str, nullable: bool = False) -> None:
+    if not (isinstance(value, Mapping) or (nullable and value is None)):
+        raise TypeError(f"{who}: {name} must be a dict{' or None' if nullable else ''}, got {type(value).__name__}")
+
+
+def _check_cache_args(name: str, recipe: Any, cache: Any, *, who: str) -> None:
+    check_str("name", name, nonempty=True, who=who)
+    if "/" in name:
+        raise ValueError(f"{who}: name must be a non-empty string without '/', got {name!r}")
+    _check_mapping("recipe", recipe, who=who)
+    if cache is not None:
+        _check_path("cache", cache, who=who)
+
+
+def _check_cached_extra(extra: dict[str, Any], h: str) -> History | None:
+    """The history of a cache entry, after checking that the entry was trained from this recipe."""
+    if extra.get("recipe_hash") != h:
+        raise ValueError(f"recipe hash {extra.get('recipe_hash')} != {h}")
+    if not isinstance(extra.get("results", {}), dict):
+        raise ValueError(f"the cache entry's 'results' must be an object, got {extra.get('results')!r:.60}")
+    hist = extra.get("history")
+    if hist is not None and not isinstance(hist, dict):
+        raise ValueError(f"the cache entry's 'history' must be an object, got {hist!r:.60}")
+    return History.from_dict(hist) if hist else None
+
+
+def _check_recipe(recipe: Mapping[str, Any], allowed: Mapping[str, set[str]], *, where: str,
+                  run_keys: tuple[str, ...] = ()) -> None:
+    """Every section of ``recipe`` is known (besides ``"version"``), a JSON object, and holds only
+    known settings; errors name the unknown ones and list the known ones."""
+    unknown = sorted(set(recipe) - set(allowed) - {"version"})
+    if unknown:
+        extra = f" and optionally {list(run_keys)}" if run_keys else ""
+        raise ValueError(f"{where}: unknown section(s) {unknown}; expected {sorted({*allowed, 'version'})}{extra}")
+    for section, names in allowed.items():
+        if not isinstance(recipe.get(section), dict):
+            raise ValueError(f"{where}: section {section!r} must be a JSON object, got {recipe.get(section)!r:.60}")
+        bad = sorted(set(recipe[section]) - set(names))
+        if bad:
+            raise ValueError(f"{where}: unknown setting(s) {bad} in section {section!r}; "
+                             f"the settings are {sorted(names)}")
+
+
+#: TrainConfig fields that a recipe may not set (they control the run, not the trained weights).
+_RUN_FIELDS = {"progress", "desc", "checkpoint_path", "checkpoint_interval"}
+
+
+def _check_gpt_recipe(recipe: Mapping[str, Any], *, where: str, run_keys: tuple[str, ...] = ()) -> None:
+    """A full course-GPT recipe: known sections and settings, and values that build a config."""
+    from lmlib.gpt import GPTConfig
+
+    allowed = {"data": set(COURSE_GPT_RECIPE["data"]),
+               "model": {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"},
+               "train": {f.name for f in dataclasses.fields(TrainConfig)} - _RUN_FIELDS}
+    _check_recipe(recipe, allowed, where=where, run_keys=run_keys)
+    d = recipe["data"]
+    if d.get("tokenizer") != "char":
+        raise ValueError(f"{where}: data.tokenizer must be 'char' (course_gpt supports the character "
+                         f"tokenizer only), got {d.get('tokenizer')!r}")
+    check_int("data.split_seed", d.get("split_seed"), who=where)
+    check_int("data.batch_size", d.get("batch_size"), min=1, who=where)
+    check_int("data.eval_batches", d.get("eval_batches"), min=1, who=where)
+    try:
+        TrainConfig(**recipe["train"])
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: section 'train': {exc}") from None
+
+
 def store(name: str, recipe: Mapping[str, Any], model: nn.Module, history: History | None,
           results: Mapping[str, Any] | None = None, *, cache: str | os.PathLike | None = None) -> Path:
     """Put a trained model into the cache under ``recipe`` (what :func:`cached_model` does after
     training; also used by ``python -m lmlib.train --cache``). Returns the weights' path."""
+    _check_cache_args(name, recipe, cache, who="store")
+    _check_module("model", model, who="store")
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"store: history must be a History or None, got {type(history).__name__}")
+    _check_mapping("results", results, who="store", nullable=True)
     recipe = json.loads(json.dumps(dict(recipe)))
     h = recipe_hash(recipe)
     folder = (Path(cache) if cache is not None else cache_dir()) / f"{name}-{h}"
@@ -195,6 +274,9 @@ COURSE_GPT_RECIPE: dict[str, Any] = {
 
 
 def merge_recipe(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides`` applied, section by section (nested dicts are merged)."""
+    _check_mapping("base", base, who="merge_recipe")
+    _check_mapping("overrides", overrides, who="merge_recipe")
     out = json.loads(json.dumps(dict(base)))
     for k, v in overrides.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), dict):
@@ -221,6 +303,7 @@ def course_data(split_seed: int = 0) -> CourseData:
     from lmlib.data import corpus_text, split_plays
     from lmlib.tokenizers import CharTokenizer
 
+    check_int("split_seed", split_seed, who="course_data")
     tok = CharTokenizer.from_text(corpus_text())
     split = split_plays(seed=split_seed)
 
@@ -258,6 +341,11 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
     from lmlib.data import sample_batch
     from lmlib.training import make_lm_eval_fn, train
 
+    _check_module("model", model, who="train_course_gpt")
+    _check_mapping("recipe", recipe, who="train_course_gpt")
+    _check_gpt_recipe(recipe, where="train_course_gpt: recipe")
+    if not isinstance(data, CourseData):
+        raise TypeError(f"train_course_gpt: data must be a CourseData (from course_data), got {type(data).__name__}")
     d = recipe["data"]
     block = recipe["model"]["block_size"]
     cfg = TrainConfig(**recipe["train"], progress=progress, checkpoint_path=checkpoint_path,
@@ -279,9 +367,13 @@ def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True
     ``{"train": {"max_steps": 5000}}`` for a longer run. Loaded from the cache when this exact
     recipe was trained before (see the module docstring), otherwise trained and cached.
     """
+    _check_mapping("recipe", recipe, who="course_gpt", nullable=True)
+    for arg, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
+        check_bool(arg, value, who="course_gpt")
+    if cache is not None:
+        _check_path("cache", cache, who="course_gpt")
     full = merge_recipe(COURSE_GPT_RECIPE, recipe or {})
-    if full["data"].get("tokenizer") != "char":
-        raise ValueError("course_gpt supports the character tokenizer only")
+    _check_gpt_recipe(full, where="course_gpt: recipe")
     data = course_data(full["data"]["split_seed"])
     res = cached_model(
         "course-gpt", full,

@@ -73,6 +73,9 @@ from typing import Any, Iterable, Sequence
 
 import regex
 
+from lmlib.validation import check_bool, check_choice, check_int, check_sequence, check_str, check_tensor
+from lmlib.weights import _check_path
+
 __all__ = [
     "GPT2_PATTERN",
     "ENDOFTEXT",
@@ -103,7 +106,7 @@ FORMAT_VERSION = 1
 def _check_special_tokens(special: Iterable[str]) -> list[str]:
     if isinstance(special, str):
         raise TypeError("special_tokens must be a sequence of strings, not one string")
-    out = list(special)
+    out = check_sequence("special_tokens", special)
     for s in out:
         if not isinstance(s, str) or not s:
             raise ValueError(f"a special token must be a non-empty string, got {s!r}")
@@ -120,6 +123,7 @@ def _as_id_list(ids: Any) -> list[int]:
         if len(ids.shape) != 1:
             raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
         ids = ids.tolist()
+    ids = check_sequence("ids", ids)
     out = []
     for i in ids:
         if isinstance(i, bool):
@@ -137,6 +141,7 @@ class Tokenizer:
     kind: str = ""  # the "type" field of the saved file
 
     def __init__(self, special_tokens: dict[str, int]):
+        _check_special_dict(special_tokens)
         self.special_tokens: dict[str, int] = dict(special_tokens)
         self._special_by_id: dict[int, str] = {i: s for s, i in self.special_tokens.items()}
         # Longest first, so that a special token that contains another one wins.
@@ -177,15 +182,16 @@ class Tokenizer:
         ``allowed_special``: ``"all"`` (default) turns every special token's string into its id;
         ``"none"`` treats them as ordinary text; a set of strings allows only those.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        check_str("text", text, who="encode")
+        if isinstance(allowed_special, str) and allowed_special not in ("all", "none"):
+            raise ValueError(f"allowed_special must be 'all', 'none' or a set of strings, got {allowed_special!r}")
+        if not isinstance(allowed_special, str):
+            check_sequence("allowed_special", allowed_special, of=str)
         if allowed_special == "none" or self._special_re is None:
             return self.encode_ordinary(text)
         if allowed_special == "all":
             allowed = self.special_tokens.keys()
         else:
-            if isinstance(allowed_special, str):
-                raise ValueError(f"allowed_special must be 'all', 'none' or a set of strings, got {allowed_special!r}")
             allowed = set(allowed_special)
             unknown = allowed - self.special_tokens.keys()
             if unknown:
@@ -237,6 +243,7 @@ class Tokenizer:
         Bytes that are not valid UTF-8 by themselves (part of a character) become U+FFFD with
         ``errors="replace"`` (the default); ``errors="strict"`` raises ``ValueError`` instead.
         """
+        check_choice("errors", errors, ("replace", "strict", "ignore", "backslashreplace"))
         data = self.decode_bytes(ids)
         try:
             return data.decode("utf-8", errors=errors)
@@ -251,25 +258,26 @@ class Tokenizer:
     # -- files ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer to ``path`` as JSON (format in the module docstring)."""
+        path = _check_path("path", path, who="save")
         obj = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "type": self.kind,
                "special_tokens": self.special_tokens, **self._state()}
-        Path(path).write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
         """Read a tokenizer written by ``save``; ``Tokenizer.load`` returns whichever kind the
         file holds, ``BPETokenizer.load`` (etc.) insists on that kind."""
-        path = Path(path)
+        path = _check_path("path", path, who="load")
         if not path.is_file():
             raise ValueError(f"no tokenizer file at {path}")
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            obj = json.loads(path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"{path} is not a valid tokenizer file (not UTF-8 JSON: {exc})") from None
         if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
             raise ValueError(f"{path} is not an lmlib tokenizer file (missing \"format\": \"{FORMAT_NAME}\")")
         version = obj.get("version")
-        if version != FORMAT_VERSION:
+        if version != FORMAT_VERSION or isinstance(version, bool):
             raise ValueError(f"{path} has tokenizer format version {version!r}; this lmlib reads version "
                              f"{FORMAT_VERSION}")
         kinds = {c.kind: c for c in (CharTokenizer, ByteTokenizer, BPETokenizer)}
@@ -284,6 +292,12 @@ class Tokenizer:
         if not isinstance(special, dict) or not all(
                 isinstance(k, str) and k and isinstance(v, int) and not isinstance(v, bool) for k, v in special.items()):
             raise ValueError(f"{path}: \"special_tokens\" must map non-empty strings to integer ids")
+        fields = {"format", "version", "type", "special_tokens", *target._FIELDS}
+        missing, unknown = sorted(set(target._FIELDS) - set(obj) - {"unk_token"}), sorted(set(obj) - fields)
+        if missing or unknown:
+            raise ValueError(f"{path}: corrupt {kind!r} tokenizer file: " + "; ".join(
+                ([f"missing field(s) {missing}"] if missing else []) + ([f"unknown field(s) {unknown}"] if unknown else []))
+                + f" (the fields are {sorted(fields)})")
         try:
             return target._from_state(obj, special)
         except (KeyError, TypeError, ValueError) as exc:
@@ -295,6 +309,7 @@ class Tokenizer:
         return to_hf(self, path)
 
     def _special_ids_after(self, n_ordinary: int, special: dict[str, int]) -> None:
+        _check_special_dict(special)
         ids = sorted(special.values())
         if ids != list(range(n_ordinary, n_ordinary + len(ids))):
             raise ValueError(f"special token ids must be {n_ordinary}..{n_ordinary + len(ids) - 1} (right after "
@@ -304,9 +319,16 @@ class Tokenizer:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, special_tokens={self.special_tokens})"
 
 
+def _check_special_dict(special: Any) -> dict[str, int]:
+    if not isinstance(special, dict) or not all(isinstance(k, str) and k and isinstance(v, int)
+                                                and not isinstance(v, bool) for k, v in special.items()):
+        raise TypeError(f"special_tokens must map non-empty strings to int ids, got {special!r:.80}")
+    return special
+
+
 def _numbered(names: Sequence[str] | dict[str, int], start: int) -> dict[str, int]:
     if isinstance(names, dict):
-        return dict(names)
+        return dict(_check_special_dict(names))
     return {s: start + k for k, s in enumerate(_check_special_tokens(names))}
 
 
@@ -322,10 +344,13 @@ class CharTokenizer(Tokenizer):
     """
 
     kind = "char"
+    _FIELDS = ("chars", "unk_token")
 
     def __init__(self, chars: Iterable[str], special_tokens: Sequence[str] | dict[str, int] = (),
                  unk_token: str | None = None):
-        chars = list(chars)
+        chars = check_sequence("chars", chars)
+        if unk_token is not None:
+            check_str("unk_token", unk_token, nonempty=True)
         if not chars:
             raise ValueError("a CharTokenizer needs at least one character")
         for c in chars:
@@ -346,8 +371,7 @@ class CharTokenizer(Tokenizer):
     @classmethod
     def from_text(cls, text: str, special_tokens: Sequence[str] = (), unk_token: str | None = None) -> "CharTokenizer":
         """The characters of ``text`` in sorted order (the same ids as ``lmlib.data.CharVocab``)."""
-        if not isinstance(text, str) or not text:
-            raise ValueError("CharTokenizer.from_text needs a non-empty string")
+        check_str("text", text, nonempty=True, who="CharTokenizer.from_text")
         return cls(sorted(set(text)), special_tokens, unk_token)
 
     @property
@@ -389,6 +413,7 @@ class ByteTokenizer(Tokenizer):
     """One id per UTF-8 byte (ids 0..255), special tokens from 256 on."""
 
     kind = "byte"
+    _FIELDS = ()
 
     def __init__(self, special_tokens: Sequence[str] | dict[str, int] = ()):
         special = _numbered(special_tokens, 256)
@@ -444,15 +469,12 @@ class BPETokenizer(Tokenizer):
     """
 
     kind = "bpe"
+    _FIELDS = ("pattern", "merges")
 
     def __init__(self, merges: Sequence[tuple[int, int]], special_tokens: Sequence[str] | dict[str, int] = (ENDOFTEXT,),
                  pattern: str = GPT2_PATTERN):
-        if not isinstance(pattern, str) or not pattern:
-            raise ValueError("pattern must be a non-empty regular expression string")
-        try:
-            self._pat = regex.compile(pattern)
-        except regex.error as exc:
-            raise ValueError(f"invalid pre-tokenization pattern {pattern!r}: {exc}") from None
+        self._pat = _compile_pattern(pattern)
+        merges = check_sequence("merges", merges)
         self.pattern = pattern
         vocab = [bytes([b]) for b in range(256)]
         ranks = {v: i for i, v in enumerate(vocab)}
@@ -491,12 +513,12 @@ class BPETokenizer(Tokenizer):
 
     def token_bytes(self, i: int) -> bytes:
         """The bytes of token ``i`` (a special token gives its string's UTF-8 bytes)."""
-        return self.decode_bytes([i])
+        return self.decode_bytes([check_int("i", i, min=0, max=self.vocab_size - 1, who="token_bytes")])
 
     # -- encoding --------------------------------------------------------------------------------
     def pre_tokenize(self, text: str) -> list[str]:
         """The pre-tokens of ``text`` (the pieces that BPE merges never cross)."""
-        return self._pat.findall(text)
+        return _pre_tokens(self._pat, check_str("text", text, who="pre_tokenize"))
 
     def _encode_piece(self, piece: bytes) -> tuple[int, ...]:
         ranks = self._ranks
@@ -543,7 +565,7 @@ class BPETokenizer(Tokenizer):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         out: list[int] = []
         cache = self._cache
-        for piece in self._pat.findall(text):
+        for piece in _pre_tokens(self._pat, text):
             b = piece.encode("utf-8")
             ids = cache.get(b)
             if ids is None:
@@ -579,20 +601,13 @@ class BPETokenizer(Tokenizer):
         (possible when the same bytes can be built in two ways) is skipped. Training stops
         early, with a smaller vocabulary, when no pair occurs ``min_frequency`` times.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"train expects a str, got {type(text).__name__}")
+        check_str("text", text, who="train")
         special = _check_special_tokens(special_tokens)
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-        if vocab_size < 256 + len(special):
-            raise ValueError(f"vocab_size must be at least 256 + {len(special)} special tokens, got {vocab_size}")
-        if min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+        check_int("vocab_size", vocab_size, min=256 + len(special), who="train (256 bytes + special tokens)")
+        check_int("min_frequency", min_frequency, min=1, who="train")
+        check_bool("progress", progress, who="train")
+        pat = _compile_pattern(pattern)
         n_merges = vocab_size - 256 - len(special)
-        try:
-            pat = regex.compile(pattern)
-        except regex.error as exc:
-            raise ValueError(f"invalid pre-tokenization pattern {pattern!r}: {exc}") from None
 
         # 1. distinct pre-tokens and their frequencies
         chunks = [text]
@@ -601,7 +616,7 @@ class BPETokenizer(Tokenizer):
             chunks = regex.split("|".join(regex.escape(s) for s in names), text)
         word_counts: Counter[str] = Counter()
         for chunk in chunks:
-            word_counts.update(pat.findall(chunk))
+            word_counts.update(_pre_tokens(pat, chunk))
         words = [list(w.encode("utf-8")) for w in word_counts]
         freqs = list(word_counts.values())
 
@@ -686,6 +701,7 @@ class BPETokenizer(Tokenizer):
         """The same tokenizer as a ``tiktoken.Encoding`` (built offline from our ranks)."""
         import tiktoken
 
+        check_str("name", name, nonempty=True, who="to_tiktoken")
         return tiktoken.Encoding(name=name, pat_str=self.pattern, mergeable_ranks=self.mergeable_ranks,
                                  special_tokens=self.special_tokens)
 
@@ -693,6 +709,34 @@ class BPETokenizer(Tokenizer):
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Load any tokenizer written by ``save`` (same as ``Tokenizer.load``)."""
     return Tokenizer.load(path)
+
+
+def _compile_pattern(pattern: str) -> "regex.Pattern":
+    """The compiled pre-tokenization pattern; capturing groups are refused (``findall`` would
+    return the groups instead of the pre-tokens: use ``(?:...)``)."""
+    check_str("pattern", pattern, nonempty=True)
+    try:
+        pat = regex.compile(pattern)
+    except regex.error as exc:
+        raise ValueError(f"invalid pre-tokenization pattern {pattern!r}: {exc}") from None
+    if pat.groups:
+        raise ValueError(f"the pre-tokenization pattern {pattern!r} has capturing groups; "
+                         "write them as (?:...) so that every match is a whole pre-token")
+    return pat
+
+
+def _pre_tokens(pat: "regex.Pattern", text: str) -> list[str]:
+    """``pat.findall(text)``, checking that the pieces cover every character of ``text``: a
+    pattern that skips characters would break ``decode(encode(s)) == s``."""
+    pieces = pat.findall(text)
+    if sum(map(len, pieces)) != len(text):
+        covered, pos = "".join(pieces), 0
+        while pos < len(covered) and covered[pos] == text[pos]:
+            pos += 1
+        raise ValueError(f"the pre-tokenization pattern {pat.pattern!r} skips the character {text[pos]!r} at "
+                         f"position {pos} of the text, so decode(encode(text)) would lose it; use a pattern "
+                         "that matches every character (e.g. end it with |\\s+|.)")
+    return pieces
 
 
 # ------------------------------------------------------------------------------------------------
@@ -742,6 +786,10 @@ def to_hf(tokenizer: Tokenizer, path: str | os.PathLike | None = None):
     from tokenizers import decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
+    if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer)):
+        raise TypeError(f"to_hf: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
+    if path is not None:
+        _check_path("path", path, who="to_hf")
     if isinstance(tokenizer, ByteTokenizer):
         tokenizer = BPETokenizer([], tokenizer.special_tokens, GPT2_PATTERN)
     if isinstance(tokenizer, BPETokenizer):

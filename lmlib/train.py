@@ -40,14 +40,16 @@ RUN_KEYS = ("out_dir", "checkpoint_interval")
 
 def load_config(path: str | Path) -> tuple[dict, dict]:
     """``(recipe, run_options)`` from a JSON config file; errors name the problem."""
-    from lmlib.pretrained import COURSE_GPT_RECIPE, merge_recipe
+    from lmlib.pretrained import COURSE_GPT_RECIPE, _check_gpt_recipe, merge_recipe
+    from lmlib.validation import check_int
+    from lmlib.weights import _check_path
 
-    path = Path(path)
+    path = _check_path("path", path, who="load_config")
     if not path.is_file():
         raise FileNotFoundError(f"no config file at {path}")
     try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the config must be a JSON object")
@@ -56,25 +58,15 @@ def load_config(path: str | Path) -> tuple[dict, dict]:
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}; expected {sorted(COURSE_GPT_RECIPE)} "
                          f"and optionally {list(RUN_KEYS)}")
+    for section, value in raw.items():
+        if section != "version" and not isinstance(value, dict):
+            raise ValueError(f"{path}: section {section!r} must be a JSON object, got {value!r:.60}")
     recipe = merge_recipe(COURSE_GPT_RECIPE, raw)
-    import dataclasses
-
-    from lmlib.gpt import GPTConfig
-    from lmlib.training import TrainConfig
-
-    allowed = {
-        "data": set(COURSE_GPT_RECIPE["data"]),
-        "model": {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"},
-        "train": {f.name for f in dataclasses.fields(TrainConfig)}
-        - {"progress", "desc", "checkpoint_path", "checkpoint_interval"},
-    }
-    for section, names in allowed.items():
-        if not isinstance(recipe[section], dict):
-            raise ValueError(f"{path}: section {section!r} must be a JSON object")
-        extra = sorted(set(recipe[section]) - names)
-        if extra:
-            raise ValueError(f"{path}: unknown setting(s) {extra} in section {section!r}; "
-                             f"the settings are {sorted(names)}")
+    _check_gpt_recipe(recipe, where=str(path), run_keys=RUN_KEYS)
+    if "out_dir" in run and (not isinstance(run["out_dir"], str) or not run["out_dir"]):
+        raise ValueError(f"{path}: out_dir must be a non-empty string (a folder), got {run['out_dir']!r}")
+    if "checkpoint_interval" in run:
+        check_int("checkpoint_interval", run["checkpoint_interval"], min=1, who=str(path))
     run.setdefault("out_dir", str(Path("runs") / path.stem))
     run.setdefault("checkpoint_interval", 500)
     return recipe, run
@@ -87,6 +79,8 @@ def evaluate_heldout(model, ids: torch.Tensor, block_size: int, batch_size: int 
     character model, bits per token are bits per character."""
     from lmlib.training import evaluate_loss, sequential_lm_batches
 
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"evaluate_heldout: model must be an nn.Module, got {type(model).__name__}")
     loss = evaluate_loss(model, sequential_lm_batches(ids, block_size, batch_size))
     return {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss / math.log(2),
             "tokens": len(ids) - 1}
@@ -109,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store the trained model in the lmlib cache (LMLIB_CACHE or ~/.cache/lmlib)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if argv is not None and (isinstance(argv, (str, bytes)) or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"main: argv must be a list of str or None, got {argv!r:.60}")
     args = parser.parse_args(argv)
 
     from lmlib.generation import generate_text
@@ -117,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe, run = load_config(args.config)
-    except (ValueError, FileNotFoundError) as exc:
+    except (TypeError, ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -39,6 +39,10 @@ What one optimiser step does
 ----------------------------
 ``grad_accum_steps`` micro-batches are drawn; each loss is divided by ``grad_accum_steps`` before
 ``backward`` so the accumulated gradient is the gradient of the mean loss over all micro-batches.
+When the micro-batches predict different numbers of targets (labels other than -100, as in masked
+LM or instruction tuning), each mean loss is weighted by its number of targets instead, so the
+step follows the mean over all targets of the step, exactly as one big batch would. A batch with
+no target at all (every label -100) raises ``ValueError``: its mean loss would be NaN.
 Then the global gradient norm is clipped to ``grad_clip``, the learning rate of the step is set
 by :func:`lr_at` (linear warmup then cosine decay to ``min_lr``), and AdamW updates the weights.
 Weight decay applies to matrices only (weights of linear layers and embeddings): biases and
@@ -68,6 +72,9 @@ import torch
 from torch import nn
 
 from lmlib.progress import tqdm
+from lmlib.weights import _check_module, _check_path
+from lmlib.validation import (check_bool, check_choice, check_device, check_float, check_int, check_sequence,
+                              check_str, check_tensor)
 
 __all__ = [
     "TrainConfig",
@@ -123,37 +130,36 @@ class TrainConfig:
     desc: str = "training"
 
     def __post_init__(self) -> None:
-        def positive_int(name: str, allow_zero: bool = False) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if allow_zero else 1):
-                raise ValueError(f"TrainConfig.{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                                 f"int, got {v!r}")
-
-        positive_int("max_steps")
-        positive_int("warmup_steps", allow_zero=True)
-        positive_int("grad_accum_steps")
-        positive_int("eval_interval")
-        positive_int("log_interval")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}")
+        who = "TrainConfig"
+        check_int("max_steps", self.max_steps, min=1, who=who)
+        check_float("lr", self.lr, min=0.0, min_open=True, who=who)
         if self.min_lr is None:
             self.min_lr = self.lr / 10
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"TrainConfig.min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
-        if self.schedule not in ("cosine", "linear", "constant"):
-            raise ValueError(f"TrainConfig.schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives lists
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip!r}")
-        if self.autocast_dtype not in (None, "bfloat16", "float16"):
-            raise ValueError(f"TrainConfig.autocast_dtype must be None, 'bfloat16' or 'float16', "
-                             f"got {self.autocast_dtype!r}")
+        check_float("min_lr", self.min_lr, min=0.0, max=self.lr, who=who)
+        check_int("warmup_steps", self.warmup_steps, min=0, who=who)
+        check_choice("schedule", self.schedule, ("cosine", "linear", "constant"), who=who)
+        check_float("weight_decay", self.weight_decay, min=0.0, who=who)
+        betas = check_sequence("betas", self.betas, who=who)  # JSON gives lists
+        if len(betas) != 2:
+            raise ValueError(f"TrainConfig: betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = tuple(check_float(f"betas[{i}]", b, min=0.0, max=1.0, max_open=True, who=who)
+                           for i, b in enumerate(betas))
+        check_float("eps", self.eps, min=0.0, min_open=True, who=who)
+        if self.grad_clip is not None:
+            check_float("grad_clip", self.grad_clip, min=0.0, min_open=True, who=who)
+        check_int("grad_accum_steps", self.grad_accum_steps, min=1, who=who)
+        check_int("eval_interval", self.eval_interval, min=1, who=who)
+        check_int("log_interval", self.log_interval, min=1, who=who)
+        check_int("seed", self.seed, min=-2**63, max=2**64 - 1, who=who)
+        check_device("device", self.device, who=who)
+        check_choice("autocast_dtype", self.autocast_dtype, (None, "bfloat16", "float16"), who=who)
+        check_bool("compile", self.compile, who=who)
+        if self.checkpoint_path is not None:
+            _check_path("checkpoint_path", self.checkpoint_path, who=who)
         if self.checkpoint_interval is not None:
-            positive_int("checkpoint_interval")
+            check_int("checkpoint_interval", self.checkpoint_interval, min=1, who=who)
+        check_bool("progress", self.progress, who=who)
+        check_str("desc", self.desc, who=who)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -162,6 +168,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        if not isinstance(d, Mapping):
+            raise TypeError(f"TrainConfig.from_dict: d must be a dict of fields, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -181,8 +189,8 @@ def lr_at(step: int, config: TrainConfig) -> float:
     ``min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2`` with
     ``progress = (step - warmup_steps) / max(1, max_steps - 1 - warmup_steps)`` in [0, 1].
     """
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    check_int("step", step, min=0, who="lr_at")
+    _check_config(config, who="lr_at")
     w, n = config.warmup_steps, config.max_steps
     if step < w:
         return config.lr * (step + 1) / w
@@ -198,6 +206,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW parameter groups: parameters with 2 or more dimensions (weight matrices, embedding
     tables) are decayed, the others (biases, LayerNorm gains and shifts) are not. Tied
     parameters appear once."""
+    _check_module("model", model, who="param_groups")
+    check_float("weight_decay", weight_decay, min=0.0, who="param_groups")
     decay, no_decay = [], []
     for p in model.parameters():  # .parameters() yields each shared tensor once
         if not p.requires_grad:
@@ -211,6 +221,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, with the config's betas and eps."""
+    _check_module("model", model, who="make_optimizer")
+    _check_config(config, who="make_optimizer")
     groups = param_groups(model, config.weight_decay)
     if not groups[0]["params"] and not groups[1]["params"]:
         raise ValueError("the model has no trainable parameters")
@@ -219,6 +231,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (all devices)."""
+    check_int("seed", seed, min=-2**63, max=2**64 - 1, who="seed_everything")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -247,6 +260,8 @@ class History:
     seconds: float = 0.0
 
     def record_eval(self, step: int, metrics: Mapping[str, float]) -> None:
+        check_int("step", step, min=0, who="History.record_eval")
+        metrics = _check_metrics("metrics", metrics, who="History.record_eval")
         n = len(self.eval_steps)
         for name, value in metrics.items():
             self.evals.setdefault(name, [float("nan")] * n).append(float(value))
@@ -257,6 +272,7 @@ class History:
 
     def smoothed_train_loss(self, window: int = 50) -> list[float]:
         """Running mean of the training loss over the last ``window`` logged steps."""
+        check_int("window", window, min=1, who="History.smoothed_train_loss")
         out, acc = [], 0.0
         for i, v in enumerate(self.train_loss):
             acc += v
@@ -268,6 +284,7 @@ class History:
     def curves(self, smooth: int = 50) -> dict[str, tuple[list[int], list[float]]]:
         """``{name: (steps, values)}`` for :func:`lmlib.plots.plot_curves`: the (smoothed) training
         loss and every evaluation metric."""
+        check_int("smooth", smooth, min=0, who="History.curves")
         c = {"train loss" + (f" (mean of {smooth})" if smooth > 1 else ""):
              (list(self.steps), self.smoothed_train_loss(smooth) if smooth > 1 else list(self.train_loss))}
         for name, values in self.evals.items():
@@ -276,18 +293,64 @@ class History:
 
     def last(self, name: str) -> float:
         """The latest value of an evaluation metric (or of ``"train_loss"``)."""
-        if name == "train_loss":
-            return self.train_loss[-1]
-        if name not in self.evals:
-            raise KeyError(f"no metric {name!r}; recorded: {sorted(self.evals)}")
-        return self.evals[name][-1]
+        check_str("name", name, who="History.last")
+        if name != "train_loss" and name not in self.evals:
+            raise ValueError(f"History.last: no metric name {name!r}; recorded: {sorted(self.evals)} and 'train_loss'")
+        values = self.train_loss if name == "train_loss" else self.evals[name]
+        if not values:
+            raise ValueError(f"History.last: nothing recorded yet for name {name!r}")
+        return values[-1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "History":
+        """The inverse of :meth:`to_dict`; every field is checked (it comes from a file)."""
+        _check_history_dict(d)
         return cls(**{k: (dict(v) if k == "evals" else v) for k, v in d.items()})
+
+
+def _check_history_dict(d: Any) -> None:
+    who = "History.from_dict"
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{who}: d must be a dict of History fields, got {type(d).__name__}")
+    known = [f.name for f in dataclasses.fields(History)]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"{who}: unknown History field(s) {unknown}; the fields are {known}")
+    number = (int, float)
+    for k in ("steps", "eval_steps"):
+        if k in d and not (isinstance(d[k], list) and all(isinstance(v, int) and not isinstance(v, bool) for v in d[k])):
+            raise ValueError(f"{who}: field {k!r} must be a list of ints, got {d[k]!r:.60}")
+    for k in ("train_loss", "lr"):
+        if k in d and not (isinstance(d[k], list) and all(isinstance(v, number) and not isinstance(v, bool) for v in d[k])):
+            raise ValueError(f"{who}: field {k!r} must be a list of numbers, got {d[k]!r:.60}")
+    if "evals" in d:
+        ev = d["evals"]
+        if not isinstance(ev, Mapping) or not all(
+                isinstance(name, str) and isinstance(vs, list)
+                and all(isinstance(v, number) and not isinstance(v, bool) for v in vs) for name, vs in ev.items()):
+            raise ValueError(f"{who}: field 'evals' must map metric names to lists of numbers, got {ev!r:.60}")
+    if "tokens" in d and (isinstance(d["tokens"], bool) or not isinstance(d["tokens"], int) or d["tokens"] < 0):
+        raise ValueError(f"{who}: field 'tokens' must be an int >= 0, got {d['tokens']!r}")
+    if "seconds" in d and (isinstance(d["seconds"], bool) or not isinstance(d["seconds"], number)):
+        raise ValueError(f"{who}: field 'seconds' must be a number, got {d['seconds']!r}")
+
+
+def _check_metrics(name: str, metrics: Any, *, who: str) -> Mapping[str, float]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"{who}: {name} must be a dict of metric name -> number, got {type(metrics).__name__}")
+    for k, v in metrics.items():
+        check_str(f"{name} key", k, who=who)
+        check_float(f"{name}[{k!r}]", v, finite=False, who=who)
+    return metrics
+
+
+def _check_config(config: Any, *, who: str) -> "TrainConfig":
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{who}: config must be a TrainConfig, got {type(config).__name__}")
+    return config
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,6 +360,8 @@ class History:
 def run_batch(model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Call ``model`` on a batch (tuple/list -> positional, dict -> keywords) and return
     ``(logits, loss)``, checking that a loss came back."""
+    if not callable(model):
+        raise TypeError(f"run_batch: model must be an nn.Module (callable), got {type(model).__name__}")
     if isinstance(batch, Mapping):
         out = model(**batch)
     elif isinstance(batch, (tuple, list)):
@@ -309,9 +374,34 @@ def run_batch(model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]
     logits, loss = out
     if loss is None:
         raise ValueError("the model returned loss=None: pass the targets/labels in the batch")
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"the model's loss must be a scalar tensor, got {type(loss).__name__}")
     if loss.dim() != 0:
         raise ValueError(f"the loss must be a scalar, got shape {tuple(loss.shape)}")
     return logits, loss
+
+
+def _target_count(batch: Any) -> int | None:
+    """The number of predicted targets of a batch: the entries other than -100 of its
+    ``labels``/``targets`` (a dict) or of its last element (a tuple); ``None`` when unknown."""
+    tgt = batch.get("labels", batch.get("targets")) if isinstance(batch, Mapping) else batch[-1] if batch else None
+    return int((tgt != -100).sum()) if isinstance(tgt, torch.Tensor) else None
+
+
+def _loss_divisors(batches: list[Any], step: int) -> list[float]:
+    """What each micro-batch's mean loss is divided by before ``backward`` so that the step follows
+    the mean loss over all targets of its micro-batches: ``len(batches)`` when they predict equally
+    many targets (or the counts are unknown), else ``total / count`` (see the module docstring)."""
+    counts = [_target_count(b) for b in batches]
+    for i, n in enumerate(counts):
+        if n == 0:
+            raise ValueError(f"micro-batch {i + 1} of step {step + 1} has no targets to predict: all its "
+                             "labels/targets are -100 (the ignore index), so its mean loss is NaN; "
+                             "check how the batch's targets are made")
+    if None in counts or len(set(counts)) == 1:
+        return [len(batches)] * len(batches)
+    total = sum(counts)
+    return [total / n for n in counts]
 
 
 def _batch_tokens(batch: Any) -> int:
@@ -336,20 +426,23 @@ def evaluate_loss(model: nn.Module, batches: Iterable[Any], *, weighted: bool = 
     targets (labels != -100 in the last tensor/``labels``/``targets``), so the result is the mean
     over all predicted tokens even when batches differ in size.
     """
+    _check_module("model", model, who="evaluate_loss")
+    if isinstance(batches, (str, bytes, Mapping, torch.Tensor)) or not hasattr(batches, "__iter__"):
+        raise TypeError(f"evaluate_loss: batches must be an iterable of batches, got {type(batches).__name__}")
+    check_bool("weighted", weighted, who="evaluate_loss")
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     try:
         for batch in batches:
+            if not isinstance(batch, (Mapping, tuple, list)):
+                raise TypeError(f"evaluate_loss: each of the batches must be a tuple/list or a dict, "
+                                f"got {type(batch).__name__}")
+            n = (_target_count(batch) if weighted else 1)
+            n = 1 if n is None else n
+            if n == 0:
+                continue  # no target: the batch adds nothing (its mean loss would be NaN)
             _, loss = run_batch(model, batch)
-            if weighted:
-                if isinstance(batch, Mapping):
-                    tgt = batch.get("labels", batch.get("targets"))
-                else:
-                    tgt = batch[-1]
-                n = int((tgt != -100).sum()) if isinstance(tgt, torch.Tensor) else 1
-            else:
-                n = 1
             total += float(loss) * n
             count += n
     finally:
@@ -365,6 +458,9 @@ def fixed_lm_batches(data: torch.Tensor, block_size: int, batch_size: int, n_bat
     with a fixed seed, so that every evaluation of a run uses the same text."""
     from lmlib.data import sample_batch
 
+    check_int("n_batches", n_batches, min=1, who="fixed_lm_batches")
+    check_int("seed", seed, min=-2**63, max=2**64 - 1, who="fixed_lm_batches")
+
     g = torch.Generator().manual_seed(seed)
     return [sample_batch(data, block_size, batch_size, generator=g) for _ in range(n_batches)]
 
@@ -378,8 +474,9 @@ def sequential_lm_batches(data: torch.Tensor, block_size: int, batch_size: int
     Each window starts from scratch, so a target sees between 0 and ``block_size - 1`` tokens of
     context: the mean loss over these batches is the model's held-out loss on the whole text.
     """
-    if not isinstance(data, torch.Tensor) or data.dim() != 1:
-        raise ValueError("data must be a 1-D tensor of token ids")
+    check_tensor("data", data, dims=1, dtype="int", who="sequential_lm_batches")
+    check_int("block_size", block_size, min=1, who="sequential_lm_batches")
+    check_int("batch_size", batch_size, min=1, who="sequential_lm_batches")
     if len(data) < 2:
         raise ValueError("data needs at least 2 tokens")
     n_full = (len(data) - 1) // block_size
@@ -400,6 +497,7 @@ def make_lm_eval_fn(data: torch.Tensor, block_size: int, batch_size: int, *, n_b
                     seed: int = 1234, name: str = "val_loss") -> Callable[[nn.Module], dict[str, float]]:
     """An ``eval_fn`` for :func:`train`: the mean loss on ``n_batches`` fixed random batches of
     ``data`` (or on all of it, in order, with ``n_batches=None``)."""
+    check_str("name", name, nonempty=True, who="make_lm_eval_fn")
     if n_batches is None:
         batches = sequential_lm_batches(data, block_size, batch_size)
     else:
@@ -471,12 +569,7 @@ def train(
     """Train ``model`` in place and return its :class:`History` (see the module docstring)."""
     from lmlib import checkpoint as ckpt
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if stop_after is not None and not (isinstance(stop_after, int) and stop_after >= 0):
-        raise ValueError(f"stop_after must be a non-negative int, got {stop_after!r}")
+    _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step)
 
     device = torch.device(config.device)
     model.to(device)
@@ -486,16 +579,7 @@ def train(
     generator = torch.Generator()  # drives get_batch; its state is checkpointed
     start_step = 0
     if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from, model, optimizer, generator=generator)
-        start_step = state.step
-        saved = state.extra.get("history")
-        if saved is not None:
-            restored = History.from_dict(saved)
-            for f in dataclasses.fields(History):
-                setattr(history, f.name, getattr(restored, f.name))
-        ckpt_cfg = state.extra.get("train_config")
-        if ckpt_cfg is not None:
-            _check_resume_config(TrainConfig.from_dict(ckpt_cfg), config)
+        start_step = _resume(resume_from, model, optimizer, generator, history, config)
     else:
         seed_everything(config.seed)
         generator.manual_seed(config.seed)
@@ -539,15 +623,15 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        for _ in range(accum):
-            batch = _to_device(source.next(), device)
+        batches = [_to_device(source.next(), device) for _ in range(accum)]
+        for batch, divisor in zip(batches, _loss_divisors(batches, step)):
             with autocast():
                 _, loss = run_batch(forward_model, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}; "
                                          f"try a smaller learning rate or stronger clipping")
-            (loss / accum).backward()
-            loss_sum += float(loss.detach())
+            (loss / divisor).backward()
+            loss_sum += float(loss.detach()) / divisor
             history.tokens += _batch_tokens(batch)
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -557,9 +641,9 @@ def train(
         done = step + 1
         if done % config.log_interval == 0 or done == config.max_steps:
             history.steps.append(done)
-            history.train_loss.append(loss_sum / accum)
+            history.train_loss.append(loss_sum)
             history.lr.append(lr)
-            bar.set_postfix(loss=f"{loss_sum / accum:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_sum:.4f}", refresh=False)
         if done % config.eval_interval == 0 or done == config.max_steps:
             run_eval(done)
         if on_step is not None:
@@ -569,6 +653,49 @@ def train(
     bar.close()
     save(end_step)
     return history
+
+
+def _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step) -> None:
+    who = "train"
+    _check_module("model", model, who=who)
+    if isinstance(data, (str, bytes, Mapping)) or not (callable(data) or hasattr(data, "__iter__")):
+        raise TypeError(f"{who}: data must be a callable get_batch(generator) or an iterable of batches, "
+                        f"got {type(data).__name__}")
+    _check_config(config, who=who)
+    for name, fn in (("eval_fn", eval_fn), ("on_step", on_step)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{who}: {name} must be a function or None, got {type(fn).__name__}")
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"{who}: history must be a History or None, got {type(history).__name__}")
+    if resume_from is not None:
+        _check_path("resume_from", resume_from, who=who)
+    if stop_after is not None:
+        check_int("stop_after", stop_after, min=0, who=who)
+
+
+def _resume(path, model: nn.Module, optimizer, generator: torch.Generator, history: History,
+            config: TrainConfig) -> int:
+    """Restore a run from its checkpoint; returns the step. The saved history and configuration
+    are checked before the model, the optimiser or any generator is modified."""
+    from lmlib import checkpoint as ckpt
+
+    restored: list[History | None] = []
+
+    def check_extra(extra: dict[str, Any]) -> None:
+        saved = extra.get("history")
+        restored.append(History.from_dict(saved) if saved is not None else None)
+        ckpt_cfg = extra.get("train_config")
+        if ckpt_cfg is not None:
+            if not isinstance(ckpt_cfg, Mapping):
+                raise ValueError(f"checkpoint {path}: 'train_config' must be an object, got {ckpt_cfg!r:.60}")
+            # the device is free to change (and need not exist here)
+            _check_resume_config(TrainConfig.from_dict({**ckpt_cfg, "device": config.device}), config)
+
+    state = ckpt.load_checkpoint(path, model, optimizer, generator=generator, check_extra=check_extra)
+    if restored[0] is not None:
+        for f in dataclasses.fields(History):
+            setattr(history, f.name, getattr(restored[0], f.name))
+    return state.step
 
 
 def _check_resume_config(saved: TrainConfig, current: TrainConfig) -> None:

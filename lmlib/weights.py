@@ -19,13 +19,65 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lmlib.validation import check_device, check_str
+
 __all__ = ["save_weights", "load_weights", "tied_aliases", "check_state_dict"]
 
 _ALIAS_KEY = "lmlib.aliases"
+_RESERVED_METADATA = ("format", _ALIAS_KEY)
+
+
+def _check_path(name: str, value, *, who: str | None = None) -> Path:
+    """``value`` (a non-empty ``str`` or an ``os.PathLike``) as a ``Path``; the file loaders and
+    savers of lmlib share this check."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{who + ': ' if who else ''}{name} must be a path (str or os.PathLike), "
+                        f"got {type(value).__name__} {value!r}")
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{who + ': ' if who else ''}{name} must be a non-empty path")
+    return Path(value)
+
+
+def _check_module(name: str, value, *, who: str | None = None) -> nn.Module:
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{who + ': ' if who else ''}{name} must be an nn.Module, got {type(value).__name__}")
+    return value
+
+
+def _check_tensor_dict(name: str, value, *, who: str | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{who + ': ' if who else ''}{name} must be a dict of name -> tensor, "
+                        f"got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise TypeError(f"{who + ': ' if who else ''}{name} must map str names to tensors, "
+                            f"got {type(k).__name__} -> {type(v).__name__} for {k!r}")
+    return value
+
+
+def _check_shape_map(name: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of name -> shape, got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str) or isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list, torch.Size)):
+            raise TypeError(f"{name} must map str names to shapes (tuples of ints), got {k!r} -> {v!r}")
+    return value
+
+
+def _check_metadata(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError(f"{name} must map str to str, got {value!r:.80}")
+    reserved = sorted(set(value) & set(_RESERVED_METADATA))
+    if reserved:
+        raise ValueError(f"{name} must not use the reserved key(s) {reserved} (lmlib writes them)")
+    return value
 
 
 def tied_aliases(state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
     """``{alias: canonical}`` for state-dict entries that are views of the same memory as an earlier entry."""
+    _check_tensor_dict("state_dict", state_dict, who="tied_aliases")
     seen: dict[tuple, str] = {}
     aliases: dict[str, str] = {}
     for name, t in state_dict.items():
@@ -41,6 +93,7 @@ def tied_aliases(state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
 
 def check_state_dict(expected: dict[str, tuple], got: dict[str, tuple], *, where: str) -> None:
     """Compare ``{name: shape}`` maps; ValueError naming missing, unexpected and mis-shaped keys."""
+    _check_shape_map("expected", expected), _check_shape_map("got", got), check_str("where", where)
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     bad = sorted(f"{k} (file {tuple(got[k])}, model {tuple(expected[k])})"
@@ -58,21 +111,16 @@ def check_state_dict(expected: dict[str, tuple], got: dict[str, tuple], *, where
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model.state_dict()`` to ``path`` as safetensors (tied tensors stored once). Returns the path."""
-    from safetensors.torch import save_file
+    from lmlib.checkpoint import atomic_save_tensors
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"save_weights expects an nn.Module, got {type(model).__name__}")
+    _check_module("model", model, who="save_weights")
+    path = _check_path("path", path, who="save_weights")
+    metadata = _check_metadata("metadata", metadata)
     sd = model.state_dict()
     aliases = tied_aliases(sd)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items() if k not in aliases}
-    meta = {"format": "pt", _ALIAS_KEY: json.dumps(aliases)}
-    for k, v in (metadata or {}).items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise TypeError("metadata must map str to str")
-        meta[k] = v
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    meta = {"format": "pt", _ALIAS_KEY: json.dumps(aliases), **metadata}
+    atomic_save_tensors(path, tensors, metadata=meta)
     return path
 
 
@@ -84,14 +132,13 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, device: str | tor
     """
     from safetensors import safe_open
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"load_weights expects an nn.Module, got {type(model).__name__}")
-    path = Path(path)
+    _check_module("model", model, who="load_weights")
+    path = _check_path("path", path, who="load_weights")
+    device = None if device is None else check_device("device", device, who="load_weights")
     if not path.is_file():
         raise FileNotFoundError(f"load_weights: no weights file at {path}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for a bad header
         raise ValueError(f"load_weights: {path} is not a valid safetensors file ({exc})") from None
@@ -99,6 +146,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, device: str | tor
     own_aliases = tied_aliases(own)
     expected = {k: tuple(v.shape) for k, v in own.items() if k not in own_aliases}
     check_state_dict(expected, {k: tuple(v.shape) for k, v in tensors.items()}, where=f"load_weights({path})")
+    _check_dtypes(own, tensors, where=f"load_weights({path})")
+    # Everything checked: now modify.
     for alias, canonical in own_aliases.items():
         tensors[alias] = tensors[canonical]
     for k, v in tensors.items():
@@ -109,3 +158,20 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, device: str | tor
     if device is not None:
         model.to(device)
     return model
+
+
+def _dtype_kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_floating_point:
+        return "floating point"
+    return "complex" if dtype.is_complex else "integer"
+
+
+def _check_dtypes(own: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], *, where: str) -> None:
+    """A float tensor may be loaded into a float tensor of another precision (it is converted),
+    but never a float into an integer buffer or the other way round."""
+    bad = sorted(f"{k} (file {v.dtype}, model {own[k].dtype})" for k, v in tensors.items()
+                 if k in own and _dtype_kind(v.dtype) != _dtype_kind(own[k].dtype))
+    if bad:
+        raise ValueError(f"{where}: weights do not match the model; wrong dtypes: {bad}")

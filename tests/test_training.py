@@ -128,6 +128,91 @@ def test_gradient_accumulation_equals_one_big_batch():
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
+_ADAMW_STEP = torch.optim.AdamW.step
+
+
+def _grads_at_step(monkeypatch, model, data, **cfg):
+    """The gradients that the optimiser sees at its (single) step."""
+    seen = []
+    orig = _ADAMW_STEP
+
+    def spy(self, *a, **k):
+        seen.append([p.grad.clone() for p in model.parameters()])
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train(model, data, TrainConfig(max_steps=1, warmup_steps=0, grad_clip=None, progress=False, **cfg))
+    return seen[0]
+
+
+def test_accumulation_weights_micro_batches_by_their_number_of_targets(monkeypatch):
+    """Masked-LM style labels: micro-batches with 2 and 6 targets accumulate to exactly the gradient
+    of one big batch whose loss is the mean over its 8 targets (not the mean of the two means)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 11, (2, 8), generator=g)
+    y = torch.full_like(x, -100)
+    y[0, :2] = x[0, :2]        # 2 targets in the first micro-batch
+    y[1, 1:7] = x[1, 1:7]      # 6 in the second
+    torch.manual_seed(1)
+    a = ToyLM(dropout=0.0)
+    b = ToyLM(dropout=0.0)
+    b.load_state_dict(a.state_dict())
+    init = {k: v.clone() for k, v in a.state_dict().items()}
+    big = _grads_at_step(monkeypatch, a, [(x, y)])
+    acc = _grads_at_step(monkeypatch, b, [(x[:1], y[:1]), (x[1:], y[1:])], grad_accum_steps=2)
+    for ga, gb in zip(big, acc):
+        torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-7)
+    # the same with dict batches ("labels"), as BertForMaskedLM takes them
+    class DictLM(ToyLM):
+        def forward(self, input_ids, labels=None):
+            return super().forward(input_ids, labels)
+
+    torch.manual_seed(1)
+    c = DictLM(dropout=0.0)
+    c.load_state_dict(init)
+    acc_dict = _grads_at_step(monkeypatch, c, [{"input_ids": x[:1], "labels": y[:1]},
+                                               {"input_ids": x[1:], "labels": y[1:]}], grad_accum_steps=2)
+    for ga, gc in zip(big, acc_dict):
+        torch.testing.assert_close(ga, gc, rtol=1e-5, atol=1e-7)
+
+
+def test_accumulation_of_equal_micro_batches_is_unchanged(monkeypatch):
+    """Equal target counts: each loss is divided by grad_accum_steps, as before (bitwise)."""
+    x, y = get_batch(torch.Generator().manual_seed(2))
+    torch.manual_seed(1)
+    a = ToyLM(dropout=0.0)
+    grads = _grads_at_step(monkeypatch, a, [(x[:2], y[:2]), (x[2:], y[2:])], grad_accum_steps=2)
+    torch.manual_seed(1)
+    b = ToyLM(dropout=0.0)
+    (b(x[:2], y[:2])[1] / 2).backward()
+    (b(x[2:], y[2:])[1] / 2).backward()
+    for ga, p in zip(grads, b.parameters()):
+        assert torch.equal(ga, p.grad)
+
+
+def test_a_batch_with_no_targets_is_a_clear_error_not_a_nan_loss():
+    x, y = get_batch(torch.Generator().manual_seed(2))
+    nothing = torch.full_like(y, -100)
+    for data, accum in (([(x, nothing)], 1), ([(x, y), (x, nothing)], 2),
+                        ([{"idx": x, "targets": nothing}], 1)):
+        with pytest.raises(ValueError, match="no targets to predict: all its labels/targets are -100"):
+            train(ToyLM(), data, small_config(max_steps=1, grad_accum_steps=accum))
+    # evaluation skips such a batch instead of returning NaN
+    m = ToyLM(dropout=0.0)
+    assert training.evaluate_loss(m, [(x, y), (x, nothing)]) == pytest.approx(training.evaluate_loss(m, [(x, y)]))
+
+
+def test_train_config_validates_every_field():
+    for kw, word in [(dict(weight_decay=float("nan")), "weight_decay"), (dict(eps=-1.0), "eps"),
+                     (dict(grad_clip=float("nan")), "grad_clip"), (dict(device="gpu"), "device"),
+                     (dict(seed="0"), "seed"), (dict(lr=float("inf")), "lr"), (dict(max_steps=2.0), "max_steps"),
+                     (dict(betas=(0.9,)), "betas"), (dict(betas="ab"), "betas"), (dict(compile=1), "compile"),
+                     (dict(progress="no"), "progress"), (dict(checkpoint_path=3), "checkpoint_path"),
+                     (dict(desc=None), "desc"), (dict(autocast_dtype="fp8"), "autocast_dtype")]:
+        with pytest.raises((TypeError, ValueError), match=word):
+            TrainConfig(**kw)
+
+
 def test_clipping_bounds_the_update():
     """With lr=1 and plain SGD-like first step, AdamW's first update is lr * sign-ish; instead check
     the clipped gradient norm directly through a hook on the optimiser step."""
