@@ -289,6 +289,7 @@ def classification_batches(token_lists: Sequence[Sequence[int]], labels: Sequenc
     labels = _labels_tensor(labels).tolist() if isinstance(labels, torch.Tensor) else check_sequence(
         "labels", labels, who="classification_batches")
     batch_size = check_int("batch_size", batch_size, min=1, who="classification_batches")
+    check_int("num_classes", num_classes, min=2, who="classification_batches")
     n = len(token_lists)
     if len(labels) != n:
         raise ValueError(f"classification_batches: {n} examples but {len(labels)} labels")
