@@ -51,13 +51,15 @@ def test_one_unit_is_measured_in_the_coarser_token():
 
 def test_cell_tolerance_from_metadata():
     assert cell_tolerance({}) == (1e-4, 0.0)
-    assert cell_tolerance({"nbval": {"rtol": 0.05}}) == (0.05, 0.0)
-    assert texts_match("acc 0.3356", "acc 0.3311", *cell_tolerance({"nbval": {"rtol": 0.02}}))
+    assert cell_tolerance({"nbval": {"rtol": 0.05, "reason": "measured"}}) == (0.05, 0.0)
+    assert texts_match("acc 0.3356", "acc 0.3311", *cell_tolerance({"nbval": {"rtol": 0.02, "reason": "m"}}))
+    with pytest.raises(ValueError, match="reason"):
+        cell_tolerance({"nbval": {"rtol": 0.05}})
     assert not texts_match("acc 0.3356", "acc 0.3311")
     with pytest.raises(ValueError, match="rtol"):
         cell_tolerance({"nbval": {"rtoll": 0.05}})
     with pytest.raises(ValueError, match="out of range"):
-        cell_tolerance({"nbval": {"rtol": -1}})
+        cell_tolerance({"nbval": {"rtol": -1, "reason": "m"}})
 
 
 def _notebook(path: Path, code: str, stored: str, metadata: dict | None = None) -> Path:
@@ -83,7 +85,7 @@ def _nbval(path: Path) -> subprocess.CompletedProcess:
 def test_plugin_in_nbval_accepts_rounding_and_rejects_a_stale_output(tmp_path):
     ok = _notebook(tmp_path / "ok.ipynb", "print(f'{0.1 + 0.2:.3f} and {2**10}')", "0.301 and 1024\n")
     stale = _notebook(tmp_path / "stale.ipynb", "print(f'{0.1 + 0.2:.3f} and {2**10}')", "0.300 and 1025\n")
-    loose = _notebook(tmp_path / "loose.ipynb", "print('acc 0.3311')", "acc 0.3356\n", {"nbval": {"rtol": 0.02}})
+    loose = _notebook(tmp_path / "loose.ipynb", "print('acc 0.3311')", "acc 0.3356\n", {"nbval": {"rtol": 0.02, "reason": "spread across kernels"}})
     tight = _notebook(tmp_path / "tight.ipynb", "print('acc 0.3311')", "acc 0.3356\n")
     result = _nbval(ok)
     assert result.returncode == 0, result.stdout
