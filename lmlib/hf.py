@@ -268,7 +268,7 @@ def gpt_to_hf(model, **config_extra):
     from lmlib.gpt import GPT
 
     if not isinstance(model, GPT):
-        raise TypeError(f"gpt_to_hf expects an lmlib.gpt.GPT, got {type(model).__name__}")
+        raise TypeError(f"gpt_to_hf: model must be an lmlib.gpt.GPT, got {type(model).__name__}")
     hf = GPT2LMHeadModel(gpt_config_to_hf(model.config, **config_extra))
     sd = {k: v.detach().clone() for k, v in gpt_state_to_hf(model.state_dict(), model.config.n_layer).items()}
     _strict_load(hf, sd, "gpt_to_hf")
@@ -284,7 +284,7 @@ def gpt_from_hf(hf_model):
     from lmlib.gpt import GPT
 
     if not isinstance(hf_model, GPT2LMHeadModel):
-        raise TypeError(f"gpt_from_hf expects a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+        raise TypeError(f"gpt_from_hf: hf_model must be a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
     config = gpt_config_from_hf(hf_model.config)
     model = GPT(config)
     sd = gpt_state_from_hf(hf_model.state_dict(), config.n_layer)
@@ -455,6 +455,8 @@ def bert_to_hf(model, **config_extra):
     from transformers import BertForMaskedLM as HFMLM, BertModel as HFBert
     from lmlib.bert import BERT, BertForMaskedLM
 
+    if not isinstance(model, (BERT, BertForMaskedLM)):
+        raise TypeError(f"bert_to_hf: model must be an lmlib BERT or BertForMaskedLM, got {type(model).__name__}")
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if isinstance(model, BertForMaskedLM):
         cfg = model.config
@@ -482,6 +484,9 @@ def bert_from_hf(hf_model):
     from transformers import BertForMaskedLM as HFMLM, BertModel as HFBert
     from lmlib.bert import BERT, BertForMaskedLM
 
+    if not isinstance(hf_model, (HFMLM, HFBert)):
+        raise TypeError(f"bert_from_hf: hf_model must be a transformers BertModel or BertForMaskedLM, got "
+                        f"{type(hf_model).__name__}")
     cfg = bert_config_from_hf(hf_model.config)
     sd = hf_model.state_dict()
     if isinstance(hf_model, HFMLM):
