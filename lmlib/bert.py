@@ -21,7 +21,9 @@ import torch.nn.functional as F
 
 from lmlib.blocks import EncoderLayer
 from lmlib.feedforward import ACTIVATIONS, get_activation
+from lmlib.attention import _check_features
 from lmlib.normalization import LayerNorm
+from lmlib.validation import check_bool, check_choice, check_float, check_ids, check_int, check_tensor
 
 __all__ = ["BertConfig", "BertEmbeddings", "BertPooler", "BERT", "MaskedLMHead", "BertForMaskedLM"]
 
@@ -44,24 +46,18 @@ class BertConfig:
     pad_token_id: int = 0
 
     def __post_init__(self) -> None:
+        who = "BertConfig"
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"BertConfig.{name} must be a positive int, got {v!r}")
+            check_int(name, getattr(self, name), min=1, who=who)
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(f"BertConfig: hidden_size ({self.hidden_size}) must be divisible by "
                              f"num_attention_heads ({self.num_attention_heads})")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-                raise ValueError(f"BertConfig.{name} must be in [0, 1), got {v!r}")
-        if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"BertConfig.hidden_act {self.hidden_act!r} unknown; choose one of {sorted(ACTIVATIONS)}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"BertConfig.layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
-        if not isinstance(self.pad_token_id, int) or not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"BertConfig.pad_token_id must be in [0, vocab_size), got {self.pad_token_id!r}")
+            check_float(name, getattr(self, name), min=0.0, max=1.0, max_open=True, who=who)
+        check_choice("hidden_act", self.hidden_act, sorted(ACTIVATIONS), who=who)
+        check_float("layer_norm_eps", self.layer_norm_eps, min=0.0, min_open=True, who=who)
+        check_int("pad_token_id", self.pad_token_id, min=0, max=self.vocab_size - 1, who=who)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +68,9 @@ class BertEmbeddings(nn.Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        _check_config(config, "BertEmbeddings")
         c = config
+        self.config = c
         self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
         self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
@@ -80,6 +78,7 @@ class BertEmbeddings(nn.Module):
         self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        _check_ids(self.config, input_ids, token_type_ids, "BertEmbeddings", token_types_required=True)
         T = input_ids.shape[1]
         pos = torch.arange(T, device=input_ids.device)                      # (T,)
         x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
@@ -91,41 +90,68 @@ class BertPooler(nn.Module):
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
+        check_int("hidden_size", hidden_size, min=1, who="BertPooler")
         self.dense = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        _check_hidden(hidden, self.dense, "BertPooler")
         return torch.tanh(self.dense(hidden[:, 0]))
 
 
-def _check_bert_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        raise ValueError(f"input_ids must be a (B, T) tensor, got "
-                         f"{tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+def _check_config(config, who: str) -> None:
+    if not isinstance(config, BertConfig):
+        raise TypeError(f"{who}: config must be a BertConfig, got {type(config).__name__}")
+
+
+def _check_hidden(hidden, layer: nn.Linear, who: str, dims=3) -> None:
+    _check_features("hidden", hidden, layer.in_features, layer.weight, dims=dims, who=who)  # (B, T, H)
+    if dims == 3 and hidden.shape[1] == 0:
+        raise ValueError(f"{who}: hidden has no positions (T = 0)")
+
+
+def _check_ids(config: BertConfig, input_ids, token_type_ids, who: str, *, token_types_required=False,
+               labels=None) -> None:
+    """input_ids, token_type_ids (and MLM labels): (B, T) integer tensors of ids in range; one host sync."""
+    check_tensor("input_ids", input_ids, dims=2, dtype="int", who=who)
     B, T = input_ids.shape
     if T == 0:
-        raise ValueError("input_ids has no tokens (T = 0)")
+        raise ValueError(f"{who}: input_ids has no tokens (T = 0)")
     if T > config.max_position_embeddings:
-        raise ValueError(f"sequence length {T} exceeds max_position_embeddings={config.max_position_embeddings}")
-    if token_type_ids is None:
-        token_type_ids = torch.zeros_like(input_ids)
-    elif token_type_ids.shape != input_ids.shape:
-        raise ValueError(f"token_type_ids must have shape {tuple(input_ids.shape)}, got {tuple(token_type_ids.shape)}")
-    for name, t, n in (("input_ids", input_ids, config.vocab_size), ("token_type_ids", token_type_ids,
-                                                                        config.type_vocab_size)):
-        lo, hi = torch.aminmax(t)
-        if lo.item() < 0 or hi.item() >= n:
-            raise ValueError(f"{name} must be in [0, {n}), got values from {lo.item()} to {hi.item()}")
-    key_padding_mask = None
-    if attention_mask is not None:
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have shape {tuple(input_ids.shape)} (1 = token, 0 = padding), "
-                             f"got {tuple(attention_mask.shape)}")
-        key_padding_mask = attention_mask == 0                      # (B, T) True = padding
-        if not torch.all(key_padding_mask | (attention_mask == 1)):
-            raise ValueError("attention_mask must contain only 1 (token) and 0 (padding)")
-    return token_type_ids, key_padding_mask
+        raise ValueError(f"{who}: sequence length {T} exceeds max_position_embeddings={config.max_position_embeddings}")
+    if token_type_ids is not None or token_types_required:
+        check_tensor("token_type_ids", token_type_ids, dtype="int", who=who)
+        if token_type_ids.shape != input_ids.shape:
+            raise ValueError(f"{who}: token_type_ids must have shape {tuple(input_ids.shape)}, "
+                             f"got {tuple(token_type_ids.shape)}")
+    if labels is not None:
+        check_tensor("labels", labels, dtype=torch.long, who=who)
+        if labels.shape != input_ids.shape:
+            raise ValueError(f"{who}: labels must have shape {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+    ok = ((input_ids >= 0) & (input_ids < config.vocab_size)).all()
+    if token_type_ids is not None:
+        ok &= ((token_type_ids >= 0) & (token_type_ids < config.type_vocab_size)).all()
+    if labels is not None:
+        ok &= (((labels >= 0) & (labels < config.vocab_size)) | (labels == -100)).all()
+    if not bool(ok):  # the precise message
+        for name, t, n, allow in (("input_ids", input_ids, config.vocab_size, ()),
+                                  ("token_type_ids", token_type_ids, config.type_vocab_size, ()),
+                                  ("labels", labels, config.vocab_size, (-100,))):
+            if t is not None:
+                check_ids(name, t, n, allow=allow, who=who)
+
+
+def _padding_mask(attention_mask, shape, who: str) -> torch.Tensor | None:
+    """``attention_mask`` (B, T) of 1 = token, 0 = padding (bool, int or float) -> bool mask, True = padding."""
+    if attention_mask is None:
+        return None
+    check_tensor("attention_mask", attention_mask, dtype=("bool", "int", "float"), who=who)
+    if attention_mask.shape != shape:
+        raise ValueError(f"{who}: attention_mask must have shape {tuple(shape)} (1 = token, 0 = padding), "
+                         f"got {tuple(attention_mask.shape)}")
+    key_padding_mask = attention_mask == 0                      # (B, T) True = padding
+    if not bool((key_padding_mask | (attention_mask == 1)).all()):
+        raise ValueError(f"{who}: attention_mask must contain only 1 (token) and 0 (padding)")
+    return key_padding_mask
 
 
 class BERT(nn.Module):
@@ -134,8 +160,8 @@ class BERT(nn.Module):
 
     def __init__(self, config: BertConfig, *, add_pooler: bool = True) -> None:
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"BERT expects a BertConfig, got {type(config).__name__}")
+        _check_config(config, "BERT")
+        check_bool("add_pooler", add_pooler, who="BERT")
         self.config = c = config
         self.embeddings = BertEmbeddings(c)
         self.layers = nn.ModuleList(
@@ -165,7 +191,10 @@ class BERT(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """input_ids, token_type_ids, attention_mask: (B, T). Returns (hidden (B, T, H), pooled (B, H))."""
-        token_type_ids, key_padding_mask = _check_bert_inputs(self.config, input_ids, token_type_ids, attention_mask)
+        _check_ids(self.config, input_ids, token_type_ids, "BERT")
+        key_padding_mask = _padding_mask(attention_mask, input_ids.shape, "BERT")  # (B, T) True = padding
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)                   # one segment
         x = self.embeddings(input_ids, token_type_ids)                     # (B, T, H)
         for layer in self.layers:
             x = layer(x, key_padding_mask=key_padding_mask)
@@ -176,11 +205,12 @@ class BERT(nn.Module):
 class MaskedLMHead(nn.Module):
     """Linear -> activation -> LayerNorm -> decoder (weights tied to the word embeddings) + bias.
 
-    ``forward(hidden (B, T, H)) -> logits (B, T, V)``.
+    ``forward(hidden (B, T, H)) -> logits (B, T, V)`` (any leading shape: ``(..., H) -> (..., V)``).
     """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        _check_config(config, "MaskedLMHead")
         H, V = config.hidden_size, config.vocab_size
         self.transform = nn.Linear(H, H)
         self.act = get_activation(config.hidden_act)
@@ -189,6 +219,7 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(V))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        _check_hidden(hidden, self.transform, "MaskedLMHead", dims=None)  # (..., H)
         return self.decoder(self.norm(self.act(self.transform(hidden)))) + self.bias
 
 
@@ -202,6 +233,7 @@ class BertForMaskedLM(nn.Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        _check_config(config, "BertForMaskedLM")
         self.config = config
         self.bert = BERT(config)
         self.mlm_head = MaskedLMHead(config)
@@ -217,11 +249,11 @@ class BertForMaskedLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if labels is not None:  # checked before the encoder runs
+            _check_ids(self.config, input_ids, token_type_ids, "BertForMaskedLM", labels=labels)
         hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)
         logits = self.mlm_head(hidden)                                      # (B, T, V)
         loss = None
         if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"labels must have shape {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
         return logits, loss
