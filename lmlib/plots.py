@@ -11,6 +11,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lmlib.validation import check_float, check_sequence
+
 __all__ = ["to_numpy", "heatmap", "heatmap_grid", "plot_curves", "plot_attention", "confusion_matrix_plot"]
 
 
@@ -23,7 +25,28 @@ def to_numpy(x) -> np.ndarray:
             return x.detach().to("cpu", torch.float64 if x.is_floating_point() else x.dtype).numpy()
     except ImportError:  # pragma: no cover
         pass
-    return np.asarray(x)
+    return _numeric("x", x, "to_numpy")
+
+
+def _numeric(name: str, x, who: str) -> np.ndarray:
+    """``x`` as a numeric NumPy array; ``TypeError`` naming ``name`` for None, text, ragged lists."""
+    if isinstance(x, (str, bytes, dict)) or x is None:
+        raise TypeError(f"{who}: {name} must be a tensor or array of numbers, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise TypeError(f"{who}: {name} must be a tensor or array of numbers ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: {name} must hold numbers, got an array of dtype {arr.dtype}")
+    return arr
+
+
+def _array(name: str, x, who: str) -> np.ndarray:
+    return to_numpy(x) if hasattr(x, "detach") else _numeric(name, x, who)
+
+
+def _labels(name: str, labels, who: str) -> list | None:
+    return None if labels is None else check_sequence(name, labels, who=who)
 
 
 def heatmap(
@@ -42,7 +65,8 @@ def heatmap(
     figsize: tuple[float, float] = (5, 4),
 ):
     """Draw one 2-D matrix of shape ``(rows, cols)`` as a heatmap; returns the figure."""
-    m = to_numpy(matrix)
+    m = _array("matrix", matrix, "heatmap")
+    xlabels, ylabels = _labels("xlabels", xlabels, "heatmap"), _labels("ylabels", ylabels, "heatmap")
     if m.ndim != 2:
         raise ValueError(f"heatmap expects a 2-D matrix, got shape {m.shape}")
     if xlabels is not None and len(xlabels) != m.shape[1]:
@@ -89,13 +113,15 @@ def heatmap_grid(
     ``matrices`` has shape ``(rows, cols, n_query, n_key)`` (a 4-D tensor or array, or nested
     lists of 2-D matrices). ``xlabels``/``ylabels`` are the token labels of keys and queries.
     """
-    m = to_numpy(matrices)
+    m = _array("matrices", matrices, "heatmap_grid")
+    row_titles = _labels("row_titles", row_titles, "heatmap_grid")
+    col_titles = _labels("col_titles", col_titles, "heatmap_grid")
     if m.ndim == 2:
         m = m[None, None]
     elif m.ndim == 3:
         m = m[None]
     if m.ndim != 4:
-        raise ValueError(f"heatmap_grid expects (rows, cols, n_query, n_key), got shape {m.shape}")
+        raise ValueError(f"heatmap_grid expects matrices of shape (rows, cols, n_query, n_key), got shape {m.shape}")
     rows, cols = m.shape[:2]
     if row_titles is not None and len(row_titles) != rows:
         raise ValueError(f"{len(row_titles)} row titles for {rows} rows")
@@ -147,11 +173,13 @@ def plot_attention(
     ``head_titles`` replaces the column titles "head 0", "head 1", ...
     Rows of weights sum to 1, so the colour scale is fixed to ``[0, vmax]`` by default.
     """
-    w = to_numpy(weights)
+    w = _array("weights", weights, "plot_attention")
+    tokens = _labels("tokens", tokens, "plot_attention")
+    key_tokens = _labels("key_tokens", key_tokens, "plot_attention")
     while w.ndim < 4:
         w = w[None]
     if w.ndim != 4:
-        raise ValueError(f"plot_attention expects (layers, heads, T_q, T_k), got shape {w.shape}")
+        raise ValueError(f"plot_attention expects weights of shape (layers, heads, T_q, T_k), got shape {w.shape}")
     layer_ids = list(range(w.shape[0])) if layers is None else list(layers)
     head_ids = list(range(w.shape[1])) if heads is None else list(heads)
     w = w[layer_ids][:, head_ids]
@@ -179,6 +207,18 @@ def plot_attention(
     return fig
 
 
+def _check_curves(curves, hlines) -> None:
+    if not isinstance(curves, dict):
+        raise TypeError(f"plot_curves: curves must be a dict {{name: (xs, ys)}}, got {type(curves).__name__}")
+    for name, pair in curves.items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"plot_curves: curves[{name!r}] must be an (xs, ys) pair")
+    if hlines is not None and not isinstance(hlines, dict):
+        raise TypeError(f"plot_curves: hlines must be a dict {{name: y}}, got {type(hlines).__name__}")
+    for name, y in (hlines or {}).items():
+        check_float(f"hlines[{name!r}]", y, who="plot_curves")
+
+
 def plot_curves(
     curves: dict[str, tuple[Sequence[float], Sequence[float]]],
     *,
@@ -191,6 +231,7 @@ def plot_curves(
     figsize: tuple[float, float] = (6, 4),
 ):
     """Plot named ``(x, y)`` curves, plus labelled horizontal reference lines; returns the figure."""
+    _check_curves(curves, hlines)
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
     else:
@@ -218,7 +259,8 @@ def confusion_matrix_plot(cm, class_names: Sequence[str], *, normalize: bool = T
     """A confusion matrix ``(K, K)`` (rows = true class, columns = predicted) as an annotated
     heatmap; with ``normalize`` the colours show each row's fractions (recall on the diagonal)
     and every cell is labelled with its count and fraction. Returns the figure."""
-    m = to_numpy(cm).astype(float)
+    m = _array("cm", cm, "confusion_matrix_plot").astype(float)
+    class_names = check_sequence("class_names", class_names, who="confusion_matrix_plot")
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"a confusion matrix must be square (K, K), got shape {m.shape}")
     if len(class_names) != m.shape[0]:
