@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from lmlib.validation import check_float, check_ids, check_int, check_sequence, check_str, check_tensor
+from lmlib.validation import check_device, check_float, check_ids, check_int, check_sequence, check_str, check_tensor
 
 __all__ = ["IGNORE_INDEX", "mask_tokens", "MLMBatch", "collate_mlm", "pad_sequences", "mlm_window_batches",
            "MaskedPositionsMLM", "evaluate_mlm"]
@@ -223,6 +223,7 @@ class MLMBatch:
                 "attention_mask": self.attention_mask, "labels": self.labels}
 
     def to(self, device) -> "MLMBatch":
+        check_device("device", device, who="MLMBatch.to")
         return MLMBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask,
                                                   self.token_type_ids, self.labels, self.original_ids)))
 

@@ -780,16 +780,16 @@ def to_hf(tokenizer: Tokenizer, path: str | os.PathLike | None = None):
     ``path``: when given, the tokenizer is written there with ``save_pretrained`` (a folder that
     ``AutoTokenizer.from_pretrained`` can read, alone or next to a model).
     """
+    if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer)):
+        raise TypeError(f"to_hf: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
+    if path is not None:
+        _check_path("path", path, who="to_hf")
     from . import progress  # noqa: F401  (imports tqdm quietly before transformers does)
     from tokenizers import Regex
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer)):
-        raise TypeError(f"to_hf: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
-    if path is not None:
-        _check_path("path", path, who="to_hf")
     if isinstance(tokenizer, ByteTokenizer):
         tokenizer = BPETokenizer([], tokenizer.special_tokens, GPT2_PATTERN)
     if isinstance(tokenizer, BPETokenizer):

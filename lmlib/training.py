@@ -460,9 +460,16 @@ def fixed_lm_batches(data: torch.Tensor, block_size: int, batch_size: int, n_bat
 
     check_int("n_batches", n_batches, min=1, who="fixed_lm_batches")
     check_int("seed", seed, min=-2**63, max=2**64 - 1, who="fixed_lm_batches")
+    _check_nonnegative_ids(data, who="fixed_lm_batches")
 
     g = torch.Generator().manual_seed(seed)
     return [sample_batch(data, block_size, batch_size, generator=g) for _ in range(n_batches)]
+
+
+def _check_nonnegative_ids(data: Any, *, who: str) -> None:
+    """``data`` holds token ids, so none is negative (checked once, when the batches are made)."""
+    if isinstance(data, torch.Tensor) and not data.is_floating_point() and data.numel() and int(data.min()) < 0:
+        raise ValueError(f"{who}: data holds the negative token id {int(data.min())}")
 
 
 def sequential_lm_batches(data: torch.Tensor, block_size: int, batch_size: int
@@ -477,6 +484,7 @@ def sequential_lm_batches(data: torch.Tensor, block_size: int, batch_size: int
     check_tensor("data", data, dims=1, dtype="int", who="sequential_lm_batches")
     check_int("block_size", block_size, min=1, who="sequential_lm_batches")
     check_int("batch_size", batch_size, min=1, who="sequential_lm_batches")
+    _check_nonnegative_ids(data, who="sequential_lm_batches")
     if len(data) < 2:
         raise ValueError("data needs at least 2 tokens")
     n_full = (len(data) - 1) // block_size
