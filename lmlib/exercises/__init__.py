@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from lmlib.validation import check_bool, check_float, check_sequence, check_str
+from lmlib.validation import check_bool, check_float, check_int, check_sequence, check_str
 
 __all__ = ["Verdict", "verdict", "correct", "hint", "check_close", "check_equal", "check_function",
            "describe", "never_raises"]
@@ -47,6 +47,7 @@ class Verdict:
 
 def verdict(ok: bool, message: str, *, quiet: bool = False) -> Verdict:
     """Print a verdict (unless ``quiet``) and return it."""
+    check_bool("ok", ok, who="verdict")
     check_str("message", message, who="verdict")
     check_bool("quiet", quiet, who="verdict")
     v = Verdict(bool(ok), message)
@@ -56,7 +57,7 @@ def verdict(ok: bool, message: str, *, quiet: bool = False) -> Verdict:
 
 
 def correct(message: str = "", *, quiet: bool = False) -> Verdict:
-    return verdict(True, message or "Well done.", quiet=quiet)
+    return verdict(True, check_str("message", message, who="correct") or "Well done.", quiet=quiet)
 
 
 def hint(message: str, *, quiet: bool = False) -> Verdict:
@@ -66,6 +67,7 @@ def hint(message: str, *, quiet: bool = False) -> Verdict:
 def describe(value: Any, limit: int = 60) -> str:
     """A short description of any value for a hint (``"str 'abc'"``, ``"a tensor of shape (2, 3)
     and dtype torch.int64"``); never raises, even for an object whose ``repr`` does."""
+    check_int("limit", limit, min=4, who="describe")
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     try:
