@@ -23,8 +23,21 @@ from pathlib import Path
 
 import torch
 
+from lmlib.validation import check_device, check_int
+
 __all__ = ["track_large_allocations", "peak_memory", "time_pair"]
 
+
+
+def _check_fns(fns, device, who: str, name: str = "fns") -> torch.device:
+    """``fns``: a non-empty dict of callables; returns ``device`` as a ``torch.device``."""
+    if not isinstance(fns, dict) or not fns:
+        raise TypeError(f"{who}: fns must be a non-empty dict of name -> function, got {type(fns).__name__}")
+    for key, fn in fns.items():
+        if not callable(fn):
+            where = name if name != "fns" else f"fns[{key!r}]"
+            raise TypeError(f"{who}: {where} must be callable, got {type(fn).__name__}")
+    return check_device("device", device, who=who)
 
 
 def _sync(device: torch.device) -> None:
@@ -76,6 +89,7 @@ def _cpu_reset_peak() -> bool:
 
 def peak_memory(fn, device: torch.device) -> float:
     """Extra peak memory (bytes) that one call of ``fn()`` needs, beyond what exists before it."""
+    device = _check_fns({"fn": fn}, device, "peak_memory", name="fn")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
@@ -98,6 +112,8 @@ def peak_memory(fn, device: torch.device) -> float:
 
 def time_pair(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
     """Median seconds per call of each function, calls interleaved."""
+    device = _check_fns(fns, device, "time_pair")
+    check_int("repeats", repeats, min=1, who="time_pair")
     for fn in fns.values():  # warm-up
         fn()
     _sync(device)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lmlib.validation import check_bool, check_choice, check_int
+
 __all__ = [
     "attention_params", "ffn_params", "layer_norm_params", "gpt_block_params", "gpt_params", "bert_params",
     "encoder_layer_params", "decoder_layer_params", "transformer_params", "count_params",
@@ -31,30 +33,60 @@ __all__ = [
 ]
 
 
+def _check_model(model, who: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _check_config(config, kind: str, who: str) -> None:
+    """``config`` must be an instance of ``kind`` ("GPTConfig", "BertConfig" or "TransformerConfig")."""
+    from lmlib.bert import BertConfig
+    from lmlib.gpt import GPTConfig
+    from lmlib.transformer import TransformerConfig
+
+    cls = {"GPTConfig": GPTConfig, "BertConfig": BertConfig, "TransformerConfig": TransformerConfig}[kind]
+    if not isinstance(config, cls):
+        raise TypeError(f"{who}: config must be a {kind}, got {type(config).__name__}")
+
+
+def _check_dims(who: str, bias, **sizes) -> None:
+    for name, n in sizes.items():
+        check_int(name, n, min=1, who=who)
+    check_bool("bias", bias, who=who)
+
+
 def count_params(model: nn.Module) -> int:
     """``sum(p.numel())`` over the model's parameters (a tied tensor counts once)."""
+    _check_model(model, "count_params")
     return sum(p.numel() for p in model.parameters())
 
 
 def attention_params(d_model: int, bias: bool = True) -> int:
+    _check_dims("attention_params", bias, d_model=d_model)
     return 4 * d_model * d_model + (4 * d_model if bias else 0)
 
 
 def ffn_params(d_model: int, d_ff: int, bias: bool = True) -> int:
+    _check_dims("ffn_params", bias, d_model=d_model, d_ff=d_ff)
     return 2 * d_model * d_ff + ((d_ff + d_model) if bias else 0)
 
 
 def layer_norm_params(d_model: int, bias: bool = True) -> int:
+    _check_dims("layer_norm_params", bias, d_model=d_model)
     return 2 * d_model if bias else d_model
 
 
 def gpt_block_params(n_embd: int, bias: bool = True) -> int:
     """12C² + 13C with biases (12C² + 2C without)."""
+    check_int("n_embd", n_embd, min=1, who="gpt_block_params")
+    check_bool("bias", bias, who="gpt_block_params")
     return attention_params(n_embd, bias) + ffn_params(n_embd, 4 * n_embd, bias) + 2 * layer_norm_params(n_embd, bias)
 
 
 def gpt_params(config, *, non_embedding: bool = False) -> int:
     """Parameters of :class:`lmlib.gpt.GPT` for a :class:`~lmlib.gpt.GPTConfig` (tied lm_head counted once)."""
+    _check_config(config, "GPTConfig", "gpt_params")
+    check_bool("non_embedding", non_embedding, who="gpt_params")
     c = config
     n = c.n_layer * gpt_block_params(c.n_embd, c.bias) + layer_norm_params(c.n_embd, c.bias)
     if not non_embedding:
@@ -63,15 +95,20 @@ def gpt_params(config, *, non_embedding: bool = False) -> int:
 
 
 def encoder_layer_params(d_model: int, d_ff: int, bias: bool = True) -> int:
+    _check_dims("encoder_layer_params", bias, d_model=d_model, d_ff=d_ff)
     return attention_params(d_model, bias) + ffn_params(d_model, d_ff, bias) + 2 * layer_norm_params(d_model, bias)
 
 
 def decoder_layer_params(d_model: int, d_ff: int, bias: bool = True) -> int:
+    _check_dims("decoder_layer_params", bias, d_model=d_model, d_ff=d_ff)
     return 2 * attention_params(d_model, bias) + ffn_params(d_model, d_ff, bias) + 3 * layer_norm_params(d_model, bias)
 
 
 def bert_params(config, *, pooler: bool = True, mlm_head: bool = False) -> int:
     """Parameters of :class:`lmlib.bert.BERT` (``mlm_head=True``: of :class:`~lmlib.bert.BertForMaskedLM`)."""
+    _check_config(config, "BertConfig", "bert_params")
+    check_bool("pooler", pooler, who="bert_params")
+    check_bool("mlm_head", mlm_head, who="bert_params")
     c = config
     H = c.hidden_size
     n = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * H + layer_norm_params(H)
@@ -85,6 +122,7 @@ def bert_params(config, *, pooler: bool = True, mlm_head: bool = False) -> int:
 
 def transformer_params(config) -> int:
     """Parameters of :class:`lmlib.transformer.Transformer` for a ``TransformerConfig``."""
+    _check_config(config, "TransformerConfig", "transformer_params")
     c = config
     d = c.d_model
     n = c.src_vocab_size * d + (0 if c.share_embeddings else c.tgt_vocab_size * d)
@@ -98,6 +136,7 @@ def transformer_params(config) -> int:
 
 def gpt_matmul_params(config) -> int:
     """Weights that take part in a matrix multiply for every token: 12·L·C² + V·C (blocks + lm_head)."""
+    _check_config(config, "GPTConfig", "gpt_matmul_params")
     return 12 * config.n_layer * config.n_embd ** 2 + config.vocab_size * config.n_embd
 
 
@@ -107,6 +146,10 @@ def gpt_flops_per_token(config, seq_len: int | None = None, *, training: bool = 
     forward = 2·(12LC² + VC) + 4·L·T·C   (weights, then QKᵀ and AV over T keys, no causal saving);
     training (forward + backward) = 3 × forward.
     """
+    _check_config(config, "GPTConfig", "gpt_flops_per_token")
+    if seq_len is not None:
+        check_int("seq_len", seq_len, min=1, who="gpt_flops_per_token")
+    check_bool("training", training, who="gpt_flops_per_token")
     T = config.block_size if seq_len is None else seq_len
     fwd = 2 * gpt_matmul_params(config) + 4 * config.n_layer * T * config.n_embd
     return 3 * fwd if training else fwd
@@ -122,6 +165,8 @@ def count_matmul_flops(model: nn.Module, *args, backward: bool = False, **kwargs
     from torch.utils.flop_counter import FlopCounterMode
     from lmlib.attention import MultiHeadAttention
 
+    _check_model(model, "count_matmul_flops")
+    check_bool("backward", backward, who="count_matmul_flops")
     mhas = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
     saved = [m.use_fused for m in mhas]
     try:
@@ -150,12 +195,17 @@ class MemoryEstimate:
     training_bytes: int
 
     def gib(self, what: str = "weights") -> float:
+        """``weights_bytes`` or ``training_bytes`` in GiB."""
+        check_choice("what", what, ("weights", "training"), who="MemoryEstimate.gib")
         return getattr(self, f"{what}_bytes") / 2**30
 
 
 def gpt_memory(config, *, dtype: torch.dtype = torch.float32) -> MemoryEstimate:
     """Memory of a GPT's parameters (``dtype``) and of AdamW training state in the same dtype
     (weights + gradients + two moment buffers = 4 copies). Activations are not included."""
+    _check_config(config, "GPTConfig", "gpt_memory")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"gpt_memory: dtype must be a torch.dtype, got {type(dtype).__name__} {dtype!r}")
     n = gpt_params(config)
     b = torch.empty((), dtype=dtype).element_size()
     return MemoryEstimate(n, b, n * b, 4 * n * b)
