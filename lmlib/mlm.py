@@ -142,12 +142,10 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
     from lmlib.bert import BertForMaskedLM
     from lmlib.data import split_plays
     from lmlib.masking import MaskedPositionsMLM, evaluate_mlm, mlm_window_batches
-    from lmlib.pretrained import cached_model, merge_recipe
+    from lmlib.pretrained import cached_model
     from lmlib.training import TrainConfig, train
 
-    _check_course_bert_args(recipe, progress, retrain, verbose, cache)
-    full = merge_recipe(COURSE_BERT_RECIPE, recipe or {})
-    _check_bert_recipe(full, where="course_bert: recipe")
+    full = _full_recipe(recipe, progress, retrain, verbose, cache)  # COURSE_BERT_RECIPE + overrides, checked
     tok = bert_tokenizer(full["tokenizer"]["vocab_size"], full["tokenizer"]["split_seed"], cache=cache)
     sp = tok.special_tokens
     d = full["data"]
@@ -173,10 +171,17 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
     return CourseBERT(res.model, tok, res.history, res.results, full, res.path, res.from_cache, kw)
 
 
-def _check_course_bert_args(recipe, progress, retrain, verbose, cache) -> None:
+def _full_recipe(recipe, progress, retrain, verbose, cache) -> dict[str, Any]:
+    """The arguments of :func:`course_bert` checked, and :data:`COURSE_BERT_RECIPE` with the
+    ``recipe`` overrides (unknown sections or settings are refused, naming the known ones)."""
+    from lmlib.pretrained import merge_recipe
+
     if recipe is not None and not isinstance(recipe, Mapping):
         raise TypeError(f"course_bert: recipe must be a dict of overrides or None, got {type(recipe).__name__}")
     for name, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
         check_bool(name, value, who="course_bert")
     if cache is not None:
         _check_path("cache", cache, who="course_bert")
+    full = merge_recipe(COURSE_BERT_RECIPE, recipe or {})
+    _check_bert_recipe(full, where="course_bert: recipe")
+    return full

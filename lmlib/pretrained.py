@@ -91,7 +91,7 @@ def recipe_hash(recipe: Mapping[str, Any]) -> str:
     _check_mapping("recipe", recipe, who="recipe_hash")
     try:
         text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise TypeError(f"a recipe must be JSON-serialisable: {exc}") from None
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -178,8 +178,16 @@ def _check_cache_args(name: str, recipe: Any, cache: Any, *, who: str) -> None:
     if "/" in name:
         raise ValueError(f"{who}: name must be a non-empty string without '/', got {name!r}")
     _check_mapping("recipe", recipe, who=who)
+    _check_json("recipe", recipe, who=who)
     if cache is not None:
         _check_path("cache", cache, who=who)
+
+
+def _check_json(name: str, value: Any, *, who: str) -> None:
+    try:
+        json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{who}: {name} must be JSON-serialisable: {exc}") from None
 
 
 def _check_cached_extra(extra: dict[str, Any], h: str) -> History | None:
@@ -245,6 +253,7 @@ def store(name: str, recipe: Mapping[str, Any], model: nn.Module, history: Histo
     if history is not None and not isinstance(history, History):
         raise TypeError(f"store: history must be a History or None, got {type(history).__name__}")
     _check_mapping("results", results, who="store", nullable=True)
+    _check_json("results", results, who="store")
     recipe = json.loads(json.dumps(dict(recipe)))
     h = recipe_hash(recipe)
     folder = (Path(cache) if cache is not None else cache_dir()) / f"{name}-{h}"
@@ -277,6 +286,7 @@ def merge_recipe(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
     """A copy of ``base`` with ``overrides`` applied, section by section (nested dicts are merged)."""
     _check_mapping("base", base, who="merge_recipe")
     _check_mapping("overrides", overrides, who="merge_recipe")
+    _check_json("base", base, who="merge_recipe"), _check_json("overrides", overrides, who="merge_recipe")
     out = json.loads(json.dumps(dict(base)))
     for k, v in overrides.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), dict):

@@ -68,12 +68,11 @@ import json
 import operator
 import os
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import regex
 
-from lmlib.validation import check_bool, check_choice, check_int, check_sequence, check_str, check_tensor
+from lmlib.validation import check_bool, check_choice, check_int, check_sequence, check_str
 from lmlib.weights import _check_path
 
 __all__ = [

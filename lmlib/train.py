@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store the trained model in the lmlib cache (LMLIB_CACHE or ~/.cache/lmlib)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    if argv is not None and (isinstance(argv, (str, bytes)) or not all(isinstance(a, str) for a in argv)):
-        raise TypeError(f"main: argv must be a list of str or None, got {argv!r:.60}")
+    if argv is not None:
+        from lmlib.validation import check_sequence
+
+        argv = check_sequence("argv", argv, of=str, who="main")
     args = parser.parse_args(argv)
 
     from lmlib.generation import generate_text

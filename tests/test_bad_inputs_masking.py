@@ -2,7 +2,7 @@
 
 import torch
 
-from badinput import Case, Custom, Float, Fn, Ids, Int, Str, Tensor, make_test
+from badinput import Case, Custom, Fn, Ids, Int, Str, Tensor, make_test
 from lmlib import masking as M
 from lmlib.bert import BertConfig, BertForMaskedLM
 

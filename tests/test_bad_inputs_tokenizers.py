@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from badinput import Bool, Case, Custom, Fn, Int, Seq, Str, make_test
+from badinput import Bool, Case, Custom, Fn, Int, Str, make_test
 from lmlib import tokenizers as K
 from lmlib.tokenizers import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
 

@@ -1,8 +1,6 @@
 """Bad-input cases of lmlib.training (configuration, schedule, optimiser, loop, evaluation)."""
 
 import random
-import tempfile
-from pathlib import Path
 
 import torch
 from torch import nn

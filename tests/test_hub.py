@@ -79,3 +79,31 @@ def test_endpoint_is_read_from_hf_endpoint(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert hub.hub_reachable(timeout=1.0) is False  # nothing listens on port 1
+
+
+def test_a_failed_fallback_keeps_both_reasons(monkeypatch, tmp_path):
+    """When the requested model and the course fallback both fail, the error says why for each."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    broken = tmp_path / "broken-fallback"
+    broken.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):  # "complete", but junk
+        (broken / name).write_text("not what transformers expects")
+    with pytest.raises(ValueError) as info:
+        hub.load_causal_lm(str(tmp_path / "no-such-model"), fallback_dir=broken, verbose=False)
+    msg = str(info.value)
+    assert "no-such-model" in msg and "from the local files" in msg, msg
+    assert "course fallback" in msg and str(broken) in msg, msg
+    assert info.value.__cause__ is not None
+
+
+def test_arguments_are_checked_before_any_network_access(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    for kwargs, word in ((dict(timeout=-1.0), "timeout"), (dict(timeout=float("nan")), "timeout"),
+                         (dict(name=""), "name"), (dict(name=None), "name"), (dict(verbose=1), "verbose"),
+                         (dict(fallback_dir=3), "fallback_dir")):
+        with pytest.raises((TypeError, ValueError), match=word):
+            hub.load_causal_lm(**kwargs)
