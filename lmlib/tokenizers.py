@@ -40,7 +40,8 @@ bytes of an emoji may be four tokens), so a slice of the ids need not be valid U
 ``decode`` then puts U+FFFD (the replacement character) where the broken bytes were
 (``errors="replace"``, as ``tiktoken`` and ``bytes.decode`` do); ``errors="strict"`` raises
 ``ValueError`` instead, and ``decode_bytes`` returns the raw bytes. ``decode(encode(s)) == s``
-holds for every string ``s``.
+holds for every string ``s``: a BPE pre-tokenization pattern with capturing groups is refused,
+and ``encode`` raises ``ValueError`` if a custom pattern skips a character of the text.
 
 File format
 -----------
