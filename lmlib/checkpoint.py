@@ -409,6 +409,13 @@ def load_checkpoint(
     if restore_rng:
         _check_rng_state(path, tensors, "rng.torch", torch.get_rng_state())
         py_state, np_state = _python_numpy_states(path, meta)
+        if torch.cuda.is_available():  # pragma: no cover - no GPU in the course's CI
+            for k in (t for t in tensors if t.startswith("rng.cuda.")):
+                i = k[len("rng.cuda."):]
+                if not i.isdigit() or int(i) >= torch.cuda.device_count() or tensors[k].dtype != torch.uint8 \
+                        or tensors[k].shape != torch.cuda.get_rng_state(int(i)).shape:
+                    raise ValueError(f"checkpoint {path}: the CUDA random-number-generator state {k!r} does not fit "
+                                     "this machine's devices")
     if check_extra is not None:
         check_extra(meta["extra"])
 
