@@ -121,11 +121,16 @@ def _check_mask(mask: Tensor, target: tuple[int, ...], who: str, values: bool = 
         check_finite("attn_mask", mask, allow_neg_inf=True, who=who)  # one fused scan of a user input
 
 
+def _is_float_2d(t) -> bool:
+    return isinstance(t, Tensor) and t.is_floating_point() and t.dim() >= 2
+
+
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, who: str) -> None:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_tensor(name, t, dtype="float", who=who)
-        if t.dim() < 2:
-            raise ValueError(f"{who}: {name} must have shape (..., T, d), got {tuple(t.shape)}")
+    if not (_is_float_2d(q) and _is_float_2d(k) and _is_float_2d(v)):
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            check_tensor(name, t, dtype="float", who=who)
+            if t.dim() < 2:
+                raise ValueError(f"{who}: {name} must have shape (..., T, d), got {tuple(t.shape)}")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"{who}: q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
@@ -170,7 +175,8 @@ def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor |
     """Validate the arguments shared by both attention paths; returns ``(T_q, T_k)``."""
     _check_qkv(q, k, v, who)
     check_bool("is_causal", is_causal, who=who)
-    check_float("dropout_p", dropout_p, min=0.0, max=1.0, max_open=True, who=who)
+    if type(dropout_p) is not float or not 0.0 <= dropout_p < 1.0:  # (a float in [0, 1) passes at once)
+        check_float("dropout_p", dropout_p, min=0.0, max=1.0, max_open=True, who=who)
     check_bool("training", training, who=who)
     if scale is not None:
         check_float("scale", scale, min=0.0, min_open=True, who=who)
@@ -300,11 +306,12 @@ class KVCache:
     def _check_update(self, k_new: Tensor, v_new: Tensor, who: str = "KVCache.update") -> None:
         """Raise (changing nothing) unless :meth:`update` would accept ``k_new, v_new``."""
         self._check_new_length(k_new.shape[-2] if isinstance(k_new, Tensor) and k_new.dim() == 4 else 0, who)
-        for name, t in (("k_new", k_new), ("v_new", v_new)):
-            check_tensor(name, t, dtype="float", who=who)
-            if t.dim() != 4:
-                raise ValueError(f"{who}: {name} must have shape (B, n_heads, T_new, d_head), "
-                                 f"got {tuple(t.shape)}")
+        if not (_is_float_2d(k_new) and _is_float_2d(v_new) and k_new.dim() == 4 and v_new.dim() == 4):
+            for name, t in (("k_new", k_new), ("v_new", v_new)):
+                check_tensor(name, t, dtype="float", who=who)
+                if t.dim() != 4:
+                    raise ValueError(f"{who}: {name} must have shape (B, n_heads, T_new, d_head), "
+                                     f"got {tuple(t.shape)}")
         if k_new.shape[:3] != v_new.shape[:3]:
             raise ValueError(f"{who}: k_new {tuple(k_new.shape)} and v_new {tuple(v_new.shape)} "
                              "disagree on (B, n_heads, T_new)")
@@ -347,6 +354,9 @@ class KVCache:
 def _check_features(name: str, x, d: int, weight: Tensor, *, dims=None, who: str | None = None) -> Tensor:
     """``x`` must be a floating-point tensor ``(..., d)`` of the dtype of the module's ``weight``
     (any floating dtype under ``torch.autocast``, which casts inside the matmuls)."""
+    if (isinstance(x, Tensor) and x.dtype == weight.dtype and (dims is None or x.dim() == dims)
+            and x.dim() >= 1 and x.shape[-1] == d):
+        return x  # the common case, decided without the general helper (called per layer per token)
     autocast = isinstance(x, Tensor) and torch.is_autocast_enabled(x.device.type)
     return check_tensor(name, x, dims=dims, dtype="float" if autocast else weight.dtype, sizes={-1: d}, who=who)
 

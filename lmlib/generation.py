@@ -48,6 +48,8 @@ The model interface: ``model(idx (B, T)) -> (logits (B, T, V), loss)``, plus, fo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -70,12 +72,13 @@ __all__ = [
 
 def _check_logits(logits: torch.Tensor, who: str, dims=None) -> None:
     """A floating-point ``(..., V)`` tensor without NaN or ``+inf`` and with a finite entry in every
-    row (``-inf`` marks a filtered-out token). One reduction and one host sync: the row maximum
-    is NaN, ``+inf`` or ``-inf`` exactly when the row is bad."""
+    row (``-inf`` marks a filtered-out token). Two reductions and one host sync: a row's maximum
+    is NaN, ``+inf`` or ``-inf`` exactly when the row is bad, and so is then the sum of the maxima
+    (summed in float64, which cannot overflow)."""
     check_tensor("logits", logits, dims=dims, dtype="float", who=who)
     if logits.dim() < 1 or logits.shape[-1] < 1:
         raise ValueError(f"{who}: logits must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
-    if not bool(torch.isfinite(logits.amax(dim=-1)).all()):
+    if logits.numel() and not math.isfinite(logits.amax(dim=-1).sum(dtype=torch.float64).item()):
         n_nan, n_inf = int(torch.isnan(logits).sum()), int(torch.isposinf(logits).sum())
         raise ValueError(f"{who}: logits contain {n_nan} NaN and {n_inf} +inf entries, or a row that is all "
                          "-inf: the model produced NaN or infinite logits")
@@ -181,6 +184,7 @@ def _check_sampling(do_sample, temperature, top_k, top_p, generator, who: str) -
 
 def _choose(logits: torch.Tensor, sample: bool, temperature: float, top_k: int | None, top_p: float | None,
             generator: torch.Generator | None) -> torch.Tensor:
+    """:func:`sample_next` without its checks (``sample=False``: greedy), for callers that made them."""
     if not sample:
         return torch.argmax(logits, dim=-1)  # (B,)
     probs = _probs(logits, temperature, top_k, top_p)

@@ -150,11 +150,11 @@ class GPT(nn.Module):
             if targets.shape != idx.shape:
                 raise ValueError(f"{who}: targets must have the shape of idx {tuple(idx.shape)}, "
                                  f"got {tuple(targets.shape)}")
-        ok = ((idx >= 0) & (idx < c.vocab_size)).all()                         # ids of idx and targets:
-        if targets is not None:                                                # one host sync for both
-            ok &= (((targets >= 0) & (targets < c.vocab_size)) | (targets == -100)).all()
-        if not bool(ok):
-            check_ids("idx", idx, c.vocab_size, who=who)
+        if idx.numel():
+            lo, hi = torch.aminmax(idx)                                        # the cheapest range check
+            if lo.item() < 0 or hi.item() >= c.vocab_size:
+                check_ids("idx", idx, c.vocab_size, who=who)                   # raises, naming the bad id
+        if targets is not None:
             check_ids("targets", targets, c.vocab_size, allow=(-100,), who=who)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
