@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from lmlib.validation import check_bool, check_int
-from lmlib.weights import _check_module, _check_path, _check_tensor_dict, check_state_dict
+from lmlib.validation import check_module, check_path, check_tensor_dict
+from lmlib.weights import check_state_dict
 
 __all__ = ["CheckpointState", "save_checkpoint", "load_checkpoint", "read_checkpoint",
            "state_dict_for_saving", "atomic_save_tensors"]
@@ -64,7 +65,7 @@ def state_dict_for_saving(module: nn.Module) -> tuple[dict[str, torch.Tensor], d
     Returns ``(tensors, aliases)``: ``tensors`` maps names to contiguous CPU tensors, ``aliases``
     maps the name of every further copy of a shared tensor to the name that is stored.
     """
-    _check_module("module", module, who="state_dict_for_saving")
+    check_module("module", module, who="state_dict_for_saving")
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
     seen: dict[tuple, str] = {}
@@ -85,8 +86,8 @@ def atomic_save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor
     """Write a safetensors file atomically (temporary file in the same folder + ``os.replace``)."""
     from safetensors.torch import save_file
 
-    path = _check_path("path", path, who="atomic_save_tensors")
-    _check_tensor_dict("tensors", tensors, who="atomic_save_tensors")
+    path = check_path("path", path, who="atomic_save_tensors")
+    check_tensor_dict("tensors", tensors, who="atomic_save_tensors")
     if metadata is not None and not (isinstance(metadata, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
         raise TypeError(f"atomic_save_tensors: metadata must map str to str, got {metadata!r:.80}")
@@ -143,8 +144,8 @@ def save_checkpoint(
 
     ``extra`` must be JSON-serialisable. Returns the path written.
     """
-    path = _check_path("path", path, who="save_checkpoint")
-    _check_module("model", model, who="save_checkpoint")
+    path = check_path("path", path, who="save_checkpoint")
+    check_module("model", model, who="save_checkpoint")
     _check_optional("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", who="save_checkpoint")
     step = check_int("step", step, min=0, who="save_checkpoint")
     _check_optional("generator", generator, torch.Generator, "a torch.Generator", who="save_checkpoint")
@@ -235,7 +236,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     truncated, corrupt or foreign file."""
     from safetensors import safe_open
 
-    path = _check_path("path", path, who="read_checkpoint")
+    path = check_path("path", path, who="read_checkpoint")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -394,8 +395,8 @@ def load_checkpoint(
     the optimiser, the generator and the global RNGs exactly as they were. Returns the step and
     ``extra`` dict.
     """
-    path = _check_path("path", path, who="load_checkpoint")
-    _check_module("model", model, who="load_checkpoint")
+    path = check_path("path", path, who="load_checkpoint")
+    check_module("model", model, who="load_checkpoint")
     _check_optional("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", who="load_checkpoint")
     _check_optional("generator", generator, torch.Generator, "a torch.Generator", who="load_checkpoint")
     restore_rng = check_bool("restore_rng", restore_rng, who="load_checkpoint")

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 
 from lmlib.pretrained import display_path
 from lmlib.validation import check_bool, check_float, check_str
-from lmlib.weights import _check_path
+from lmlib.validation import check_path
 
 __all__ = ["offline_by_env", "hub_reachable", "LoadedLM", "export_course_model", "load_causal_lm"]
 
@@ -110,7 +110,7 @@ def export_course_model(folder: str | os.PathLike | None = None, *, verbose: boo
     from lmlib.tokenizers import to_hf
 
     if folder is not None:
-        _check_path("folder", folder, who="export_course_model")
+        check_path("folder", folder, who="export_course_model")
     check_bool("verbose", verbose, who="export_course_model")
 
     def complete(f: Path) -> bool:
@@ -170,7 +170,7 @@ def load_causal_lm(name: str = "gpt2", *, timeout: float = 1.5, fallback_dir: st
     check_str("name", name, nonempty=True, who="load_causal_lm")
     check_float("timeout", timeout, min=0.0, min_open=True, who="load_causal_lm")
     if fallback_dir is not None:
-        _check_path("fallback_dir", fallback_dir, who="load_causal_lm")
+        check_path("fallback_dir", fallback_dir, who="load_causal_lm")
     check_bool("verbose", verbose, who="load_causal_lm")
     if offline_by_env():
         online, reason = False, "HF_HUB_OFFLINE is set"

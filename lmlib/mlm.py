@@ -27,7 +27,7 @@ from torch import nn
 
 from lmlib.training import History
 from lmlib.validation import check_bool, check_int, check_sequence
-from lmlib.weights import _check_path
+from lmlib.validation import check_path
 
 __all__ = ["SPECIAL_TOKENS", "COURSE_BERT_RECIPE", "CourseBERT", "bert_tokenizer", "bert_config",
            "course_bert", "encode_plays"]
@@ -54,7 +54,7 @@ def bert_tokenizer(vocab_size: int = 1024, split_seed: int = 0, *, cache: str | 
 
     check_int("vocab_size", vocab_size, min=256 + len(SPECIAL_TOKENS), who="bert_tokenizer")
     check_int("split_seed", split_seed, who="bert_tokenizer")
-    folder = _check_path("cache", cache, who="bert_tokenizer") if cache is not None else cache_dir()
+    folder = check_path("cache", cache, who="bert_tokenizer") if cache is not None else cache_dir()
     path = folder / f"bert-bpe-v{vocab_size}-s{split_seed}.json"
     if path.exists():
         try:
@@ -181,7 +181,7 @@ def _full_recipe(recipe, progress, retrain, verbose, cache) -> dict[str, Any]:
     for name, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
         check_bool(name, value, who="course_bert")
     if cache is not None:
-        _check_path("cache", cache, who="course_bert")
+        check_path("cache", cache, who="course_bert")
     full = merge_recipe(COURSE_BERT_RECIPE, recipe or {})
     _check_bert_recipe(full, where="course_bert: recipe")
     return full

@@ -46,7 +46,7 @@ from torch import nn
 from lmlib import checkpoint as ckpt
 from lmlib.training import History, TrainConfig, seed_everything
 from lmlib.validation import check_bool, check_int, check_str
-from lmlib.weights import _check_module, _check_path
+from lmlib.validation import check_module, check_path
 
 __all__ = [
     "cache_dir",
@@ -180,7 +180,7 @@ def _check_cache_args(name: str, recipe: Any, cache: Any, *, who: str) -> None:
     _check_mapping("recipe", recipe, who=who)
     _check_json("recipe", recipe, who=who)
     if cache is not None:
-        _check_path("cache", cache, who=who)
+        check_path("cache", cache, who=who)
 
 
 def _check_json(name: str, value: Any, *, who: str) -> None:
@@ -249,7 +249,7 @@ def store(name: str, recipe: Mapping[str, Any], model: nn.Module, history: Histo
     """Put a trained model into the cache under ``recipe`` (what :func:`cached_model` does after
     training; also used by ``python -m lmlib.train --cache``). Returns the weights' path."""
     _check_cache_args(name, recipe, cache, who="store")
-    _check_module("model", model, who="store")
+    check_module("model", model, who="store")
     if history is not None and not isinstance(history, History):
         raise TypeError(f"store: history must be a History or None, got {type(history).__name__}")
     _check_mapping("results", results, who="store", nullable=True)
@@ -351,7 +351,7 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
     from lmlib.data import sample_batch
     from lmlib.training import make_lm_eval_fn, train
 
-    _check_module("model", model, who="train_course_gpt")
+    check_module("model", model, who="train_course_gpt")
     _check_mapping("recipe", recipe, who="train_course_gpt")
     _check_gpt_recipe(recipe, where="train_course_gpt: recipe")
     if not isinstance(data, CourseData):
@@ -381,7 +381,7 @@ def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True
     for arg, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
         check_bool(arg, value, who="course_gpt")
     if cache is not None:
-        _check_path("cache", cache, who="course_gpt")
+        check_path("cache", cache, who="course_gpt")
     full = merge_recipe(COURSE_GPT_RECIPE, recipe or {})
     _check_gpt_recipe(full, where="course_gpt: recipe")
     data = course_data(full["data"]["split_seed"])

@@ -74,7 +74,7 @@ from typing import Any, Iterable, Sequence
 import regex
 
 from lmlib.validation import check_bool, check_choice, check_int, check_sequence, check_str
-from lmlib.weights import _check_path
+from lmlib.validation import check_path
 
 __all__ = [
     "GPT2_PATTERN",
@@ -258,7 +258,7 @@ class Tokenizer:
     # -- files ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer to ``path`` as JSON (format in the module docstring)."""
-        path = _check_path("path", path, who="save")
+        path = check_path("path", path, who="save")
         obj = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "type": self.kind,
                "special_tokens": self.special_tokens, **self._state()}
         path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -267,7 +267,7 @@ class Tokenizer:
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
         """Read a tokenizer written by ``save``; ``Tokenizer.load`` returns whichever kind the
         file holds, ``BPETokenizer.load`` (etc.) insists on that kind."""
-        path = _check_path("path", path, who="load")
+        path = check_path("path", path, who="load")
         if not path.is_file():
             raise ValueError(f"no tokenizer file at {path}")
         try:
@@ -783,7 +783,7 @@ def to_hf(tokenizer: Tokenizer, path: str | os.PathLike | None = None):
     if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer)):
         raise TypeError(f"to_hf: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
     if path is not None:
-        _check_path("path", path, who="to_hf")
+        check_path("path", path, who="to_hf")
     from . import progress  # noqa: F401  (imports tqdm quietly before transformers does)
     from tokenizers import Regex
     from tokenizers import Tokenizer as HFTokenizer

@@ -41,10 +41,9 @@ RUN_KEYS = ("out_dir", "checkpoint_interval")
 def load_config(path: str | Path) -> tuple[dict, dict]:
     """``(recipe, run_options)`` from a JSON config file; errors name the problem."""
     from lmlib.pretrained import COURSE_GPT_RECIPE, _check_gpt_recipe, merge_recipe
-    from lmlib.validation import check_int
-    from lmlib.weights import _check_path
+    from lmlib.validation import check_int, check_path
 
-    path = _check_path("path", path, who="load_config")
+    path = check_path("path", path, who="load_config")
     if not path.is_file():
         raise FileNotFoundError(f"no config file at {path}")
     try:

@@ -72,7 +72,7 @@ import torch
 from torch import nn
 
 from lmlib.progress import tqdm
-from lmlib.weights import _check_module, _check_path
+from lmlib.validation import check_module, check_path
 from lmlib.validation import (check_bool, check_choice, check_device, check_float, check_int, check_sequence,
                               check_str, check_tensor)
 
@@ -155,7 +155,7 @@ class TrainConfig:
         check_choice("autocast_dtype", self.autocast_dtype, (None, "bfloat16", "float16"), who=who)
         check_bool("compile", self.compile, who=who)
         if self.checkpoint_path is not None:
-            _check_path("checkpoint_path", self.checkpoint_path, who=who)
+            check_path("checkpoint_path", self.checkpoint_path, who=who)
         if self.checkpoint_interval is not None:
             check_int("checkpoint_interval", self.checkpoint_interval, min=1, who=who)
         check_bool("progress", self.progress, who=who)
@@ -206,7 +206,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW parameter groups: parameters with 2 or more dimensions (weight matrices, embedding
     tables) are decayed, the others (biases, LayerNorm gains and shifts) are not. Tied
     parameters appear once."""
-    _check_module("model", model, who="param_groups")
+    check_module("model", model, who="param_groups")
     check_float("weight_decay", weight_decay, min=0.0, who="param_groups")
     decay, no_decay = [], []
     for p in model.parameters():  # .parameters() yields each shared tensor once
@@ -221,7 +221,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, with the config's betas and eps."""
-    _check_module("model", model, who="make_optimizer")
+    check_module("model", model, who="make_optimizer")
     _check_config(config, who="make_optimizer")
     groups = param_groups(model, config.weight_decay)
     if not groups[0]["params"] and not groups[1]["params"]:
@@ -426,7 +426,7 @@ def evaluate_loss(model: nn.Module, batches: Iterable[Any], *, weighted: bool = 
     targets (labels != -100 in the last tensor/``labels``/``targets``), so the result is the mean
     over all predicted tokens even when batches differ in size.
     """
-    _check_module("model", model, who="evaluate_loss")
+    check_module("model", model, who="evaluate_loss")
     if isinstance(batches, (str, bytes, Mapping, torch.Tensor)) or not hasattr(batches, "__iter__"):
         raise TypeError(f"evaluate_loss: batches must be an iterable of batches, got {type(batches).__name__}")
     check_bool("weighted", weighted, who="evaluate_loss")
@@ -665,7 +665,7 @@ def train(
 
 def _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step) -> None:
     who = "train"
-    _check_module("model", model, who=who)
+    check_module("model", model, who=who)
     if isinstance(data, (str, bytes, Mapping)) or not (callable(data) or hasattr(data, "__iter__")):
         raise TypeError(f"{who}: data must be a callable get_batch(generator) or an iterable of batches, "
                         f"got {type(data).__name__}")
@@ -676,7 +676,7 @@ def _check_train_args(model, data, config, eval_fn, history, resume_from, stop_a
     if history is not None and not isinstance(history, History):
         raise TypeError(f"{who}: history must be a History or None, got {type(history).__name__}")
     if resume_from is not None:
-        _check_path("resume_from", resume_from, who=who)
+        check_path("resume_from", resume_from, who=who)
     if stop_after is not None:
         check_int("stop_after", stop_after, min=0, who=who)
 

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = [
     "check_int",
@@ -41,6 +44,9 @@ __all__ = [
     "check_ids",
     "check_mask",
     "check_device",
+    "check_path",
+    "check_module",
+    "check_tensor_dict",
 ]
 
 
@@ -258,3 +264,32 @@ def check_device(name: str, device: Any, *, who: str | None = None) -> torch.dev
     elif dev.type != "cpu":
         raise ValueError(f"{_prefix(who)}{name} must be 'cpu', 'cuda' or 'mps', got {device!r}")
     return dev
+
+
+def check_path(name: str, value: Any, *, who: str | None = None) -> Path:
+    """``value`` (a non-empty ``str`` or an ``os.PathLike``) as a ``Path``; every file loader and
+    saver of lmlib uses this check."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{_prefix(who)}{name} must be a path (str or os.PathLike), "
+                        f"got {type(value).__name__} {value!r}")
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{_prefix(who)}{name} must be a non-empty path")
+    return Path(value)
+
+
+def check_module(name: str, value: Any, *, who: str | None = None) -> nn.Module:
+    """``value`` must be a ``torch.nn.Module``."""
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{_prefix(who)}{name} must be an nn.Module, got {type(value).__name__}")
+    return value
+
+
+def check_tensor_dict(name: str, value: Any, *, who: str | None = None) -> dict:
+    """``value`` must be a ``dict`` mapping ``str`` names to tensors (a state dict)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{_prefix(who)}{name} must be a dict of name -> tensor, got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise TypeError(f"{_prefix(who)}{name} must map str names to tensors, "
+                            f"got {type(k).__name__} -> {type(v).__name__} for {k!r}")
+    return value

@@ -19,40 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lmlib.validation import check_device, check_str
+from lmlib.validation import check_device, check_module, check_path, check_str, check_tensor_dict
 
 __all__ = ["save_weights", "load_weights", "tied_aliases", "check_state_dict"]
 
 _ALIAS_KEY = "lmlib.aliases"
 _RESERVED_METADATA = ("format", _ALIAS_KEY)
-
-
-def _check_path(name: str, value, *, who: str | None = None) -> Path:
-    """``value`` (a non-empty ``str`` or an ``os.PathLike``) as a ``Path``; the file loaders and
-    savers of lmlib share this check."""
-    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{who + ': ' if who else ''}{name} must be a path (str or os.PathLike), "
-                        f"got {type(value).__name__} {value!r}")
-    if isinstance(value, str) and not value:
-        raise ValueError(f"{who + ': ' if who else ''}{name} must be a non-empty path")
-    return Path(value)
-
-
-def _check_module(name: str, value, *, who: str | None = None) -> nn.Module:
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{who + ': ' if who else ''}{name} must be an nn.Module, got {type(value).__name__}")
-    return value
-
-
-def _check_tensor_dict(name: str, value, *, who: str | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise TypeError(f"{who + ': ' if who else ''}{name} must be a dict of name -> tensor, "
-                        f"got {type(value).__name__}")
-    for k, v in value.items():
-        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
-            raise TypeError(f"{who + ': ' if who else ''}{name} must map str names to tensors, "
-                            f"got {type(k).__name__} -> {type(v).__name__} for {k!r}")
-    return value
 
 
 def _check_shape_map(name: str, value) -> dict:
@@ -77,7 +49,7 @@ def _check_metadata(name: str, value) -> dict:
 
 def tied_aliases(state_dict: dict[str, torch.Tensor]) -> dict[str, str]:
     """``{alias: canonical}`` for state-dict entries that are views of the same memory as an earlier entry."""
-    _check_tensor_dict("state_dict", state_dict, who="tied_aliases")
+    check_tensor_dict("state_dict", state_dict, who="tied_aliases")
     seen: dict[tuple, str] = {}
     aliases: dict[str, str] = {}
     for name, t in state_dict.items():
@@ -113,8 +85,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, metadata: dict[st
     """Write ``model.state_dict()`` to ``path`` as safetensors (tied tensors stored once). Returns the path."""
     from lmlib.checkpoint import atomic_save_tensors
 
-    _check_module("model", model, who="save_weights")
-    path = _check_path("path", path, who="save_weights")
+    check_module("model", model, who="save_weights")
+    path = check_path("path", path, who="save_weights")
     metadata = _check_metadata("metadata", metadata)
     sd = model.state_dict()
     aliases = tied_aliases(sd)
@@ -132,8 +104,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, device: str | tor
     """
     from safetensors import safe_open
 
-    _check_module("model", model, who="load_weights")
-    path = _check_path("path", path, who="load_weights")
+    check_module("model", model, who="load_weights")
+    path = check_path("path", path, who="load_weights")
     device = None if device is None else check_device("device", device, who="load_weights")
     if not path.is_file():
         raise FileNotFoundError(f"load_weights: no weights file at {path}")
