@@ -17,7 +17,8 @@ The one formula behind everything here (Vaswani et al., 2017)::
 Mask conventions (the same as PyTorch's):
 
 - ``attn_mask`` boolean: **True = may attend**, False = blocked (``F.scaled_dot_product_attention``).
-  ``attn_mask`` floating point: **added** to the scores (0 = keep, ``-inf`` = blocked).
+  ``attn_mask`` floating point: **added** to the scores (0 = keep, ``-inf`` = blocked); NaN
+  and ``+inf`` are rejected with ``ValueError`` on both paths (they would make the output NaN).
 - ``key_padding_mask`` boolean ``(B, T_k)``: **True = padding, ignore this key**
   (``nn.MultiheadAttention``).
 

@@ -3,7 +3,6 @@
 import torch
 
 from badinput import Custom, Device, Fn, Int, make_test
-from lmlib import benchmarking as BM
 
 
 def _work():

@@ -2,7 +2,7 @@
 
 import torch
 
-from badinput import Bool, Case, Custom, Float, Fn, Int, Str, Tensor, make_test
+from badinput import Bool, Case, Float, Fn, Int, Str, Tensor, make_test
 from lmlib.feedforward import FeedForward
 
 
