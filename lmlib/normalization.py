@@ -25,6 +25,8 @@ def _check_dim(dim: int, eps: float, who: str) -> None:
 
 def _check_input(x: torch.Tensor, weight: torch.Tensor, who: str) -> None:
     """``x``: a floating-point ``(..., dim)`` tensor of the weight's dtype (any float dtype under autocast)."""
+    if isinstance(x, torch.Tensor) and x.dtype == weight.dtype and x.dim() >= 1 and x.shape[-1] == weight.shape[0]:
+        return  # the common case, decided without the general helper (called several times per layer)
     autocast = isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type)
     check_tensor("x", x, dtype="float" if autocast else weight.dtype, sizes={-1: weight.shape[0]}, who=who)
 
@@ -76,8 +78,7 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dtype != self.weight.dtype or x.dim() == 0 or x.shape[-1] != self.dim:
-            _check_input(x, self.weight, "LayerNorm")  # the full check only when the cheap one fails
+        _check_input(x, self.weight, "LayerNorm")
         return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
