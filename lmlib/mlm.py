@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from lmlib.training import History
-from lmlib.validation import check_bool, check_int, check_sequence
-from lmlib.validation import check_path
+from lmlib.validation import check_int, check_path, check_sequence
 
 __all__ = ["SPECIAL_TOKENS", "COURSE_BERT_RECIPE", "CourseBERT", "bert_tokenizer", "bert_config",
            "course_bert", "encode_plays"]
@@ -174,14 +173,9 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
 def _full_recipe(recipe, progress, retrain, verbose, cache) -> dict[str, Any]:
     """The arguments of :func:`course_bert` checked, and :data:`COURSE_BERT_RECIPE` with the
     ``recipe`` overrides (unknown sections or settings are refused, naming the known ones)."""
-    from lmlib.pretrained import merge_recipe
+    from lmlib.pretrained import _check_course_model_args, merge_recipe
 
-    if recipe is not None and not isinstance(recipe, Mapping):
-        raise TypeError(f"course_bert: recipe must be a dict of overrides or None, got {type(recipe).__name__}")
-    for name, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
-        check_bool(name, value, who="course_bert")
-    if cache is not None:
-        check_path("cache", cache, who="course_bert")
+    _check_course_model_args(recipe, progress, retrain, verbose, cache, who="course_bert")
     full = merge_recipe(COURSE_BERT_RECIPE, recipe or {})
     _check_bert_recipe(full, where="course_bert: recipe")
     return full

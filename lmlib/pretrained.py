@@ -173,6 +173,16 @@ def _check_mapping(name: str, value: Any, *, who: str, nullable: bool = False) -
         raise TypeError(f"{who}: {name} must be a dict{' or None' if nullable else ''}, got {type(value).__name__}")
 
 
+def _check_course_model_args(recipe: Any, progress: Any, retrain: Any, verbose: Any, cache: Any, *,
+                            who: str) -> None:
+    """The arguments shared by :func:`course_gpt` and :func:`lmlib.mlm.course_bert`."""
+    _check_mapping("recipe", recipe, who=who, nullable=True)
+    for arg, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
+        check_bool(arg, value, who=who)
+    if cache is not None:
+        check_path("cache", cache, who=who)
+
+
 def _check_cache_args(name: str, recipe: Any, cache: Any, *, who: str) -> None:
     check_str("name", name, nonempty=True, who=who)
     if "/" in name:
@@ -377,11 +387,7 @@ def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True
     ``{"train": {"max_steps": 5000}}`` for a longer run. Loaded from the cache when this exact
     recipe was trained before (see the module docstring), otherwise trained and cached.
     """
-    _check_mapping("recipe", recipe, who="course_gpt", nullable=True)
-    for arg, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
-        check_bool(arg, value, who="course_gpt")
-    if cache is not None:
-        check_path("cache", cache, who="course_gpt")
+    _check_course_model_args(recipe, progress, retrain, verbose, cache, who="course_gpt")
     full = merge_recipe(COURSE_GPT_RECIPE, recipe or {})
     _check_gpt_recipe(full, where="course_gpt: recipe")
     data = course_data(full["data"]["split_seed"])
