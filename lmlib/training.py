@@ -580,6 +580,8 @@ def train(
     _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step)
 
     device = torch.device(config.device)
+    was_training = model.training
+    home = next((p.device for p in model.parameters()), None)
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, config)
@@ -587,7 +589,13 @@ def train(
     generator = torch.Generator()  # drives get_batch; its state is checkpointed
     start_step = 0
     if resume_from is not None:
-        start_step = _resume(resume_from, model, optimizer, generator, history, config)
+        try:
+            start_step = _resume(resume_from, model, optimizer, generator, history, config)
+        except Exception:  # a refused checkpoint leaves the model as it was, device and mode included
+            model.train(was_training)
+            if home is not None:
+                model.to(home)
+            raise
     else:
         seed_everything(config.seed)
         generator.manual_seed(config.seed)

@@ -396,6 +396,11 @@ def test_a_refused_resume_changes_nothing(tmp_path):
         train(model, _get_batch, _config(), resume_from=str(bad), history=history)
     _assert_unchanged(before, model, None, None)
     assert history.steps == [99]
+    model.eval()                                   # the mode is state too
+    with pytest.raises(ValueError, match="'steps'"):
+        train(model, _get_batch, _config(), resume_from=str(bad), history=history)
+    assert not model.training
+    _assert_unchanged(before, model, None, None)
 
 
 @pytest.mark.parametrize("text, message", [
