@@ -580,8 +580,7 @@ def train(
     _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step)
 
     device = torch.device(config.device)
-    was_training = model.training
-    home = next((p.device for p in model.parameters()), None)
+    before = _mode_and_device(model)                 # given back if a resume is refused
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, config)
@@ -589,13 +588,7 @@ def train(
     generator = torch.Generator()  # drives get_batch; its state is checkpointed
     start_step = 0
     if resume_from is not None:
-        try:
-            start_step = _resume(resume_from, model, optimizer, generator, history, config)
-        except Exception:  # a refused checkpoint leaves the model as it was, device and mode included
-            model.train(was_training)
-            if home is not None:
-                model.to(home)
-            raise
+        start_step = _resume(resume_from, model, optimizer, generator, history, config, before)
     else:
         seed_everything(config.seed)
         generator.manual_seed(config.seed)
@@ -689,10 +682,26 @@ def _check_train_args(model, data, config, eval_fn, history, resume_from, stop_a
         check_int("stop_after", stop_after, min=0, who=who)
 
 
+def _mode_and_device(model: nn.Module) -> tuple[bool, torch.device | None]:
+    return model.training, next((p.device for p in model.parameters()), None)
+
+
 def _resume(path, model: nn.Module, optimizer, generator: torch.Generator, history: History,
-            config: TrainConfig) -> int:
+            config: TrainConfig, before: tuple[bool, torch.device | None]) -> int:
     """Restore a run from its checkpoint; returns the step. The saved history and configuration
-    are checked before the model, the optimiser or any generator is modified."""
+    are checked before the model, the optimiser or any generator is modified; if the checkpoint is
+    refused, the model also gets back its mode and device (``before``)."""
+    try:
+        return _restore(path, model, optimizer, generator, history, config)
+    except Exception:
+        model.train(before[0])
+        if before[1] is not None:
+            model.to(before[1])
+        raise
+
+
+def _restore(path, model: nn.Module, optimizer, generator: torch.Generator, history: History,
+             config: TrainConfig) -> int:
     from lmlib import checkpoint as ckpt
 
     restored: list[History | None] = []
