@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from lmlib.validation import check_bool, check_int
-from lmlib.validation import check_module, check_path, check_tensor_dict
+from lmlib.validation import check_instance, check_module, check_path, check_tensor_dict
 from lmlib.weights import check_state_dict
 
 __all__ = ["CheckpointState", "save_checkpoint", "load_checkpoint", "read_checkpoint",
@@ -146,10 +146,10 @@ def save_checkpoint(
     """
     path = check_path("path", path, who="save_checkpoint")
     check_module("model", model, who="save_checkpoint")
-    _check_optional("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", who="save_checkpoint")
+    check_instance("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", nullable=True, who="save_checkpoint")
     step = check_int("step", step, min=0, who="save_checkpoint")
-    _check_optional("generator", generator, torch.Generator, "a torch.Generator", who="save_checkpoint")
-    _check_optional("extra", extra, dict, "a dict", who="save_checkpoint")
+    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True, who="save_checkpoint")
+    check_instance("extra", extra, dict, "a dict", nullable=True, who="save_checkpoint")
     tensors: dict[str, torch.Tensor] = {}
     model_tensors, aliases = state_dict_for_saving(model)
     tensors.update({"model." + k: v for k, v in model_tensors.items()})
@@ -196,11 +196,6 @@ def save_checkpoint(
 # --------------------------------------------------------------------------------------------
 # Load
 # --------------------------------------------------------------------------------------------
-
-def _check_optional(name: str, value: Any, kind: type, what: str, *, who: str) -> None:
-    if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{who}: {name} must be {what} or None, got {type(value).__name__}")
-
 
 # The metadata fields every checkpoint has, and the JSON types they must have.
 _META_FIELDS: dict[str, tuple[type, ...]] = {
@@ -397,8 +392,8 @@ def load_checkpoint(
     """
     path = check_path("path", path, who="load_checkpoint")
     check_module("model", model, who="load_checkpoint")
-    _check_optional("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", who="load_checkpoint")
-    _check_optional("generator", generator, torch.Generator, "a torch.Generator", who="load_checkpoint")
+    check_instance("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer", nullable=True, who="load_checkpoint")
+    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True, who="load_checkpoint")
     restore_rng = check_bool("restore_rng", restore_rng, who="load_checkpoint")
     if check_extra is not None and not callable(check_extra):
         raise TypeError(f"load_checkpoint: check_extra must be a function or None, got {type(check_extra).__name__}")

@@ -53,7 +53,7 @@ import math
 import torch
 from torch import nn
 
-from lmlib.validation import check_bool, check_choice, check_float, check_int, check_str, check_tensor
+from lmlib.validation import check_bool, check_choice, check_float, check_instance, check_int, check_str, check_tensor
 
 __all__ = [
     "apply_temperature",
@@ -93,11 +93,6 @@ def _check_filters(top_k: int | None, top_p: float | None, who: str) -> None:
         check_int("top_k", top_k, min=1, who=who)
     if top_p is not None:
         check_float("top_p", top_p, min=0.0, max=1.0, min_open=True, who=who)
-
-
-def _check_generator(generator, who: str) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{who}: generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +174,7 @@ def _check_sampling(do_sample, temperature, top_k, top_p, generator, who: str) -
     check_bool("do_sample", do_sample, who=who)
     _check_temperature(temperature, who, allow_zero=True)
     _check_filters(top_k, top_p, who)
-    _check_generator(generator, who)
+    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True, who=who)
 
 
 def _choose(logits: torch.Tensor, sample: bool, temperature: float, top_k: int | None, top_p: float | None,

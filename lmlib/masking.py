@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from lmlib.validation import check_device, check_float, check_ids, check_int, check_sequence, check_str, check_tensor
+from lmlib.validation import check_device, check_float, check_ids, check_instance, check_int, check_sequence, check_str, check_tensor
 
 __all__ = ["IGNORE_INDEX", "mask_tokens", "MLMBatch", "collate_mlm", "pad_sequences", "mlm_window_batches",
            "MaskedPositionsMLM", "evaluate_mlm"]
@@ -59,11 +59,6 @@ def _check_token_id(name: str, value: int | None, vocab_size: int, *, nullable: 
     if not 0 <= value < vocab_size:
         raise ValueError(f"{name} {value} is outside the vocabulary 0..{vocab_size - 1}")
     return value
-
-
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _check_probs(mask_prob: float, replace_with_mask: float, replace_with_random: float) -> None:
@@ -139,7 +134,7 @@ def mask_tokens(
     _check_token_id("mask_id", mask_id, vocab_size)
     _check_probs(mask_prob, replace_with_mask, replace_with_random)
     _check_special_ids(special_ids, vocab_size)
-    _check_generator(generator)
+    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True)
     ids = input_ids.long()
     special = torch.zeros_like(ids, dtype=torch.bool)
     for s in special_ids:

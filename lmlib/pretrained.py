@@ -45,7 +45,7 @@ from torch import nn
 
 from lmlib import checkpoint as ckpt
 from lmlib.training import History, TrainConfig, seed_everything
-from lmlib.validation import check_bool, check_int, check_str
+from lmlib.validation import check_bool, check_instance, check_int, check_str
 from lmlib.validation import check_module, check_path
 
 __all__ = [
@@ -88,7 +88,7 @@ def display_path(path: str | os.PathLike) -> str:
 
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the recipe's canonical JSON (sorted keys)."""
-    _check_mapping("recipe", recipe, who="recipe_hash")
+    check_instance("recipe", recipe, Mapping, "a dict", who="recipe_hash")
     try:
         text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -168,15 +168,10 @@ def cached_model(
     return Cached(model, history, results, recipe, path, False)
 
 
-def _check_mapping(name: str, value: Any, *, who: str, nullable: bool = False) -> None:
-    if not (isinstance(value, Mapping) or (nullable and value is None)):
-        raise TypeError(f"{who}: {name} must be a dict{' or None' if nullable else ''}, got {type(value).__name__}")
-
-
 def _check_course_model_args(recipe: Any, progress: Any, retrain: Any, verbose: Any, cache: Any, *,
                             who: str) -> None:
     """The arguments shared by :func:`course_gpt` and :func:`lmlib.mlm.course_bert`."""
-    _check_mapping("recipe", recipe, who=who, nullable=True)
+    check_instance("recipe", recipe, Mapping, "a dict", nullable=True, who=who)
     for arg, value in (("progress", progress), ("retrain", retrain), ("verbose", verbose)):
         check_bool(arg, value, who=who)
     if cache is not None:
@@ -187,7 +182,7 @@ def _check_cache_args(name: str, recipe: Any, cache: Any, *, who: str) -> None:
     check_str("name", name, nonempty=True, who=who)
     if "/" in name:
         raise ValueError(f"{who}: name must be a non-empty string without '/', got {name!r}")
-    _check_mapping("recipe", recipe, who=who)
+    check_instance("recipe", recipe, Mapping, "a dict", who=who)
     _check_json("recipe", recipe, who=who)
     if cache is not None:
         check_path("cache", cache, who=who)
@@ -262,7 +257,7 @@ def store(name: str, recipe: Mapping[str, Any], model: nn.Module, history: Histo
     check_module("model", model, who="store")
     if history is not None and not isinstance(history, History):
         raise TypeError(f"store: history must be a History or None, got {type(history).__name__}")
-    _check_mapping("results", results, who="store", nullable=True)
+    check_instance("results", results, Mapping, "a dict", nullable=True, who="store")
     _check_json("results", results, who="store")
     recipe = json.loads(json.dumps(dict(recipe)))
     h = recipe_hash(recipe)
@@ -294,8 +289,8 @@ COURSE_GPT_RECIPE: dict[str, Any] = {
 
 def merge_recipe(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``base`` with ``overrides`` applied, section by section (nested dicts are merged)."""
-    _check_mapping("base", base, who="merge_recipe")
-    _check_mapping("overrides", overrides, who="merge_recipe")
+    check_instance("base", base, Mapping, "a dict", who="merge_recipe")
+    check_instance("overrides", overrides, Mapping, "a dict", who="merge_recipe")
     _check_json("base", base, who="merge_recipe"), _check_json("overrides", overrides, who="merge_recipe")
     out = json.loads(json.dumps(dict(base)))
     for k, v in overrides.items():
@@ -362,7 +357,7 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
     from lmlib.training import make_lm_eval_fn, train
 
     check_module("model", model, who="train_course_gpt")
-    _check_mapping("recipe", recipe, who="train_course_gpt")
+    check_instance("recipe", recipe, Mapping, "a dict", who="train_course_gpt")
     _check_gpt_recipe(recipe, where="train_course_gpt: recipe")
     if not isinstance(data, CourseData):
         raise TypeError(f"train_course_gpt: data must be a CourseData (from course_data), got {type(data).__name__}")

@@ -47,6 +47,7 @@ __all__ = [
     "check_path",
     "check_module",
     "check_tensor_dict",
+    "check_instance",
 ]
 
 
@@ -293,3 +294,13 @@ def check_tensor_dict(name: str, value: Any, *, who: str | None = None) -> dict:
             raise TypeError(f"{_prefix(who)}{name} must map str names to tensors, "
                             f"got {type(k).__name__} -> {type(v).__name__} for {k!r}")
     return value
+
+
+def check_instance(name: str, value: Any, kind: type | tuple[type, ...], what: str, *, nullable: bool = False,
+                   who: str | None = None) -> Any:
+    """``value`` must be an instance of ``kind`` (described to the reader as ``what``, e.g.
+    ``"a torch.Generator"``), or ``None`` when ``nullable``."""
+    if (value is None and nullable) or isinstance(value, kind):
+        return value
+    raise TypeError(f"{_prefix(who)}{name} must be {what}{' or None' if nullable else ''}, "
+                    f"got {type(value).__name__}")

@@ -54,6 +54,12 @@ SPECS = [
        args={"value": Custom([("list", [torch.zeros(2)]), ("int_key", {1: torch.zeros(2)}),
                               ("array_value", {"w": [0.0]}), ("none", None)])},
        aliases={"value": ["state"]}),
+    Fn("lmlib.validation.check_instance",
+       valid=lambda: dict(name="generator", value=torch.Generator(), kind=torch.Generator, what="a torch.Generator"),
+       args={"value": Custom([("int", 3), ("str", "seed"), ("none", None), ("tensor", torch.zeros(1))])},
+       aliases={"value": ["generator"]},
+       cases=[Case("none_allowed_only_when_nullable",
+                   lambda: V.check_instance("g", 3, torch.Generator, "a torch.Generator", nullable=True), "g")]),
     Fn("lmlib.validation.check_device", valid=lambda: dict(name="device", device="cpu"),
        args={"device": Custom([("gpu", "gpu"), ("int", 3), ("none", None), ("tpu", "xla")])}),
 ]
