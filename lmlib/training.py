@@ -43,10 +43,19 @@ When the micro-batches predict different numbers of targets (labels other than -
 LM or instruction tuning), each mean loss is weighted by its number of targets instead, so the
 step follows the mean over all targets of the step, exactly as one big batch would. A batch with
 no target at all (every label -100) raises ``ValueError``: its mean loss would be NaN.
-Then the global gradient norm is clipped to ``grad_clip``, the learning rate of the step is set
+Then the global gradient norm is clipped to ``grad_clip`` (the norm before clipping is recorded
+in ``History.grad_norm``, also when ``grad_clip`` is None), the learning rate of the step is set
 by :func:`lr_at` (linear warmup then cosine decay to ``min_lr``), and AdamW updates the weights.
 Weight decay applies to matrices only (weights of linear layers and embeddings): biases and
 LayerNorm gains are not decayed (:func:`param_groups`).
+
+With ``autocast_dtype="float16"`` a gradient scaler (``torch.amp.GradScaler``) keeps small
+gradients from underflowing: float16 has 5 exponent bits, so a gradient below about ``6e-8``
+becomes 0. The loss is multiplied by a large scale (65536 to start) before ``backward``, the
+gradients are divided by it again before clipping, and a step whose gradients overflowed to
+inf or NaN is skipped while the scale is halved (it doubles again after 2000 good steps). The
+scaler's state is saved in checkpoints. bfloat16 has float32's exponent range and needs no
+scaler.
 
 Example::
 
@@ -101,9 +110,10 @@ class TrainConfig:
     """Everything the training loop needs besides the model and the data.
 
     ``max_steps`` counts optimiser steps; each one sees ``grad_accum_steps`` micro-batches.
-    ``min_lr`` defaults to ``lr / 10``. ``autocast_dtype`` (``"bfloat16"`` or ``None``) runs the
-    forward pass under ``torch.autocast``; ``compile=True`` wraps the model's forward with
-    ``torch.compile`` (falling back to eager mode, with a message, when compilation fails).
+    ``min_lr`` defaults to ``lr / 10``. ``autocast_dtype`` (``"bfloat16"``, ``"float16"`` or
+    ``None``) runs the forward pass under ``torch.autocast`` (float16 with a gradient scaler, see
+    the module docstring); ``compile=True`` wraps the model's forward with ``torch.compile``
+    (falling back to eager mode, with a message, when compilation fails).
     ``checkpoint_path`` with ``checkpoint_interval`` writes a checkpoint every that many steps
     and at the end.
     """
@@ -245,8 +255,11 @@ def seed_everything(seed: int) -> None:
 class History:
     """What happened during training, ready to plot.
 
-    ``steps``/``train_loss``/``lr``: one entry per logged optimiser step (1-based step numbers;
-    the loss is the mean over the step's micro-batches). ``eval_steps`` and ``evals``
+    ``steps``/``train_loss``/``lr``/``grad_norm``: one entry per logged optimiser step (1-based
+    step numbers; the loss is the mean over the step's micro-batches; ``grad_norm`` is the global
+    L2 norm of the gradient before clipping; inf or NaN for a float16 step that overflowed and
+    was skipped). A history stored before ``grad_norm`` existed has none, so a run resumed from
+    such a checkpoint records it only for its new steps. ``eval_steps`` and ``evals``
     (``name -> list of values``) hold the periodic evaluations. ``tokens`` counts the elements of
     the first tensor of every batch; ``seconds`` is wall time spent in training steps.
     """
@@ -258,6 +271,7 @@ class History:
     evals: dict[str, list[float]] = field(default_factory=dict)
     tokens: int = 0
     seconds: float = 0.0
+    grad_norm: list[float] = field(default_factory=list)
 
     def record_eval(self, step: int, metrics: Mapping[str, float]) -> None:
         check_int("step", step, min=0, who="History.record_eval")
@@ -323,7 +337,7 @@ def _check_history_dict(d: Any) -> None:
     for k in ("steps", "eval_steps"):
         if k in d and not (isinstance(d[k], list) and all(isinstance(v, int) and not isinstance(v, bool) for v in d[k])):
             raise ValueError(f"{who}: field {k!r} must be a list of ints, got {d[k]!r:.60}")
-    for k in ("train_loss", "lr"):
+    for k in ("train_loss", "lr", "grad_norm"):
         if k in d and not (isinstance(d[k], list) and all(isinstance(v, number) and not isinstance(v, bool) for v in d[k])):
             raise ValueError(f"{who}: field {k!r} must be a list of numbers, got {d[k]!r:.60}")
     if "evals" in d:
@@ -584,11 +598,12 @@ def train(
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, config)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.autocast_dtype == "float16")  # float16 only
     history = history if history is not None else History()
     generator = torch.Generator()  # drives get_batch; its state is checkpointed
     start_step = 0
     if resume_from is not None:
-        start_step = _resume(resume_from, model, optimizer, generator, history, config, before)
+        start_step = _resume(resume_from, model, optimizer, scaler, generator, history, config, before)
     else:
         seed_everything(config.seed)
         generator.manual_seed(config.seed)
@@ -618,8 +633,10 @@ def train(
     def save(step: int) -> None:
         if config.checkpoint_path is None:
             return
-        ckpt.save_checkpoint(config.checkpoint_path, model, optimizer, step=step, generator=generator,
-                             extra={"history": history.to_dict(), "train_config": config.to_dict()})
+        extra = {"history": history.to_dict(), "train_config": config.to_dict()}
+        if scaler.is_enabled():
+            extra["grad_scaler"] = scaler.state_dict()
+        ckpt.save_checkpoint(config.checkpoint_path, model, optimizer, step=step, generator=generator, extra=extra)
 
     if start_step == 0 and eval_fn is not None and not history.eval_steps:
         run_eval(0)
@@ -639,12 +656,14 @@ def train(
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}; "
                                          f"try a smaller learning rate or stronger clipping")
-            (loss / divisor).backward()
+            scaler.scale(loss / divisor).backward()      # float16: loss x scale; otherwise unchanged
             loss_sum += float(loss.detach()) / divisor
             history.tokens += _batch_tokens(batch)
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        scaler.unscale_(optimizer)                        # float16: the true gradients again
+        max_norm = math.inf if config.grad_clip is None else config.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # the norm before clipping
+        scaler.step(optimizer)                            # float16: skipped if a gradient overflowed
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
         history.seconds += time.perf_counter() - t0
         done = step + 1
@@ -652,6 +671,7 @@ def train(
             history.steps.append(done)
             history.train_loss.append(loss_sum)
             history.lr.append(lr)
+            history.grad_norm.append(float(grad_norm))
             bar.set_postfix(loss=f"{loss_sum:.4f}", refresh=False)
         if done % config.eval_interval == 0 or done == config.max_steps:
             run_eval(done)
@@ -686,13 +706,13 @@ def _mode_and_device(model: nn.Module) -> tuple[bool, torch.device | None]:
     return model.training, next((p.device for p in model.parameters()), None)
 
 
-def _resume(path, model: nn.Module, optimizer, generator: torch.Generator, history: History,
+def _resume(path, model: nn.Module, optimizer, scaler, generator: torch.Generator, history: History,
             config: TrainConfig, before: tuple[bool, torch.device | None]) -> int:
     """Restore a run from its checkpoint; returns the step. The saved history and configuration
     are checked before the model, the optimiser or any generator is modified; if the checkpoint is
     refused, the model also gets back its mode and device (``before``)."""
     try:
-        return _restore(path, model, optimizer, generator, history, config)
+        return _restore(path, model, optimizer, scaler, generator, history, config)
     except Exception:
         model.train(before[0])
         if before[1] is not None:
@@ -700,15 +720,17 @@ def _resume(path, model: nn.Module, optimizer, generator: torch.Generator, histo
         raise
 
 
-def _restore(path, model: nn.Module, optimizer, generator: torch.Generator, history: History,
+def _restore(path, model: nn.Module, optimizer, scaler, generator: torch.Generator, history: History,
              config: TrainConfig) -> int:
     from lmlib import checkpoint as ckpt
 
     restored: list[History | None] = []
+    scaler_state: list[dict[str, Any] | None] = []
 
     def check_extra(extra: dict[str, Any]) -> None:
         saved = extra.get("history")
         restored.append(History.from_dict(saved) if saved is not None else None)
+        scaler_state.append(_check_scaler_state(path, extra.get("grad_scaler"), scaler))
         ckpt_cfg = extra.get("train_config")
         if ckpt_cfg is not None:
             if not isinstance(ckpt_cfg, Mapping):
@@ -720,7 +742,25 @@ def _restore(path, model: nn.Module, optimizer, generator: torch.Generator, hist
     if restored[0] is not None:
         for f in dataclasses.fields(History):
             setattr(history, f.name, getattr(restored[0], f.name))
+    if scaler_state[0] is not None:
+        scaler.load_state_dict(scaler_state[0])
     return state.step
+
+
+def _check_scaler_state(path, saved: Any, scaler) -> dict[str, Any] | None:
+    """The gradient scaler's state from a checkpoint, checked; ``None`` when there is nothing to
+    restore (no float16 now, or a checkpoint written before the scaler's state was saved: the
+    scaler then starts afresh)."""
+    if saved is None or not scaler.is_enabled():
+        return None
+    expected = scaler.state_dict()
+    if not isinstance(saved, Mapping) or set(saved) != set(expected) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in saved.values()):
+        raise ValueError(f"checkpoint {path}: 'grad_scaler' must hold the numbers {sorted(expected)}, "
+                         f"got {saved!r:.80}")
+    if saved["scale"] <= 0:
+        raise ValueError(f"checkpoint {path}: 'grad_scaler' scale must be > 0, got {saved['scale']}")
+    return dict(saved)
 
 
 def _check_resume_config(saved: TrainConfig, current: TrainConfig) -> None:

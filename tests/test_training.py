@@ -393,3 +393,217 @@ def test_gpt_with_dropout_resumes_bitwise(tmp_path):
     h_res = train(resumed, get_batch, cfg, resume_from=path)
     assert h_res.train_loss == h_full.train_loss
     assert all(torch.equal(a, b) for a, b in zip(full.parameters(), resumed.parameters()))
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient norm, float16 with a gradient scaler, accumulation against an independent reference
+# --------------------------------------------------------------------------------------------
+
+def _reference_run(model, cfg):
+    """What train() does without float16, written out: the losses and the gradient norms before
+    clipping (computed independently, in float64, from the gradients)."""
+    import contextlib
+
+    training.seed_everything(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    opt = training.make_optimizer(model, cfg)
+    losses, norms = [], []
+    for step in range(cfg.max_steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = get_batch(g)
+        dtype = getattr(torch, cfg.autocast_dtype) if cfg.autocast_dtype else None
+        with torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext():
+            _, loss = model(x, y)
+        loss.backward()
+        norms.append(math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in model.parameters())))
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    return losses, norms
+
+
+@pytest.mark.parametrize("autocast_dtype", [None, "bfloat16"])
+@pytest.mark.parametrize("grad_clip", [1.0, 0.05, None])
+def test_without_float16_the_loop_is_the_plain_algorithm_bitwise(autocast_dtype, grad_clip):
+    """No scaler outside float16: the losses and weights are bitwise those of the plain loop (also
+    with grad_clip=None, where the norm is computed with max_norm=inf, a multiplication by 1), and
+    grad_norm is the gradient's norm before clipping."""
+    cfg = small_config(max_steps=8, grad_clip=grad_clip, autocast_dtype=autocast_dtype)
+    torch.manual_seed(0)
+    model = ToyLM()
+    ref = ToyLM()
+    ref.load_state_dict(model.state_dict())
+    h = train(model, get_batch, cfg)
+    losses, norms = _reference_run(ref, cfg)
+    assert h.train_loss == losses
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))
+    assert len(h.grad_norm) == len(h.steps) == 8
+    assert h.grad_norm == pytest.approx(norms, rel=1e-5)
+    if grad_clip == 0.05:
+        assert min(h.grad_norm) > 0.05  # recorded before clipping, not after
+
+
+def test_grad_norm_follows_log_interval_and_round_trips():
+    h = train(ToyLM(), get_batch, small_config(max_steps=7, log_interval=3))
+    assert h.steps == [3, 6, 7] and len(h.grad_norm) == 3 and all(n > 0 for n in h.grad_norm)
+    assert History.from_dict(h.to_dict()) == h
+
+
+def test_a_history_stored_without_grad_norm_still_loads():
+    old = {"steps": [1, 2], "train_loss": [2.0, 1.5], "lr": [0.1, 0.1], "eval_steps": [], "evals": {},
+           "tokens": 64, "seconds": 0.5}
+    h = History.from_dict(old)
+    assert h.grad_norm == [] and h.steps == [1, 2]
+    with pytest.raises(ValueError, match="grad_norm"):
+        History.from_dict({**old, "grad_norm": ["big"]})
+
+
+class _PatternLM(ToyLM):
+    """ToyLM on a periodic sequence, which it can learn quickly; ``loss_factor`` makes the
+    gradients tiny (float16 underflow) or large."""
+
+    def __init__(self, loss_factor: float = 1.0):
+        super().__init__(dropout=0.0)
+        self.loss_factor = loss_factor
+
+    def forward(self, idx, targets=None):
+        logits, loss = super().forward(idx, targets)
+        return logits, (None if loss is None else loss * self.loss_factor)
+
+
+PATTERN = torch.arange(400) % 7
+
+
+def _pattern_batch(g):
+    from lmlib.data import sample_batch
+    return sample_batch(PATTERN, 8, 4, generator=g)
+
+
+def test_float16_trains_on_cpu_with_a_gradient_scaler():
+    torch.manual_seed(0)
+    fp16 = _PatternLM()
+    fp32 = _PatternLM()
+    fp32.load_state_dict(fp16.state_dict())
+    cfg = dict(max_steps=40, lr=3e-2, warmup_steps=3)
+    h16 = train(fp16, _pattern_batch, small_config(autocast_dtype="float16", **cfg))
+    h32 = train(fp32, _pattern_batch, small_config(**cfg))
+    assert all(math.isfinite(v) for v in h16.train_loss)
+    assert all(torch.isfinite(p).all() for p in fp16.parameters())
+    assert h16.train_loss[-1] < 0.25 * h16.train_loss[0]
+    assert h16.train_loss[-1] == pytest.approx(h32.train_loss[-1], rel=0.05, abs=0.02)
+
+
+def test_float16_gradients_are_unscaled_and_do_not_underflow(monkeypatch):
+    """A loss 1e-6 times smaller: under float16 autocast without a scaler, many gradient entries
+    underflow to 0; with the scaler, the gradient the optimiser sees is the float32 one up to
+    float16 rounding (so it has been divided back by the scale)."""
+    seen = []
+    orig = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append(torch.cat([p.grad.flatten() for g in self.param_groups for p in g["params"]]))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    x, y = _pattern_batch(torch.Generator().manual_seed(0))
+    cfg = dict(max_steps=1, warmup_steps=0, grad_clip=None, progress=False)
+    torch.manual_seed(0)
+    a = _PatternLM(loss_factor=1e-6)
+    b = _PatternLM(loss_factor=1e-6)
+    c = _PatternLM(loss_factor=1e-6)
+    b.load_state_dict(a.state_dict())
+    c.load_state_dict(a.state_dict())
+    train(a, [(x, y)], TrainConfig(autocast_dtype="float16", **cfg))
+    train(b, [(x, y)], TrainConfig(**cfg))
+    g16, g32 = seen
+    with torch.autocast("cpu", dtype=torch.float16):   # the same backward without a scaler
+        _, loss = c(x, y)
+    loss.backward()
+    unscaled = torch.cat([p.grad.flatten() for p in c.parameters()])
+    lost = int(((unscaled == 0) & (g32 != 0)).sum())
+    assert lost > 0.1 * torch.count_nonzero(g32)                  # 79 of 480 when written
+    assert float((unscaled - g32).norm() / g32.norm()) > 0.5
+    assert torch.count_nonzero(g16) == torch.count_nonzero(g32)
+    assert float((g16 - g32).norm() / g32.norm()) < 1e-2
+
+
+def test_float16_overflow_skips_the_step_and_the_scaler_state_is_checkpointed(tmp_path):
+    """ToyLM's first float16 steps overflow at the initial scale 65536: those steps are skipped
+    (weights unchanged, grad_norm inf or NaN) while the scale halves. The scale is saved in the
+    checkpoint, so a resumed run is bitwise the uninterrupted one (a fresh scaler would overflow
+    and skip again)."""
+    from lmlib.checkpoint import read_checkpoint
+
+    torch.manual_seed(0)
+    full = ToyLM(dropout=0.0)
+    init = {k: v.clone() for k, v in full.state_dict().items()}
+    h1 = train(full, get_batch, small_config(max_steps=1, autocast_dtype="float16"))
+    assert not math.isfinite(h1.grad_norm[0])
+    assert all(torch.equal(v, init[k]) for k, v in full.state_dict().items())
+
+    path = tmp_path / "fp16.safetensors"
+    cfg = small_config(max_steps=8, autocast_dtype="float16", checkpoint_path=str(path))
+    full.load_state_dict(init)
+    h_full = train(full, get_batch, small_config(max_steps=8, autocast_dtype="float16"))
+    assert all(math.isfinite(n) for n in h_full.grad_norm[3:])  # the scale has come down
+    part = ToyLM(dropout=0.0)
+    part.load_state_dict(init)
+    train(part, get_batch, cfg, stop_after=4)
+    saved = read_checkpoint(path)[1]["extra"]["grad_scaler"]
+    assert saved["scale"] < 65536.0
+    resumed = ToyLM(dropout=0.0)
+    h_res = train(resumed, get_batch, cfg, resume_from=str(path))
+    assert h_res.train_loss == h_full.train_loss
+    assert h_res.grad_norm[4:] == h_full.grad_norm[4:]
+    assert all(torch.equal(a, b) for a, b in zip(full.parameters(), resumed.parameters()))
+
+
+def test_a_corrupt_scaler_state_refuses_the_resume_before_anything_changes(tmp_path):
+    from lmlib.checkpoint import read_checkpoint, atomic_save_tensors
+    import json
+
+    path = tmp_path / "fp16.safetensors"
+    cfg = small_config(max_steps=4, autocast_dtype="float16", checkpoint_path=str(path))
+    train(ToyLM(dropout=0.0), get_batch, cfg, stop_after=2)
+    tensors, meta = read_checkpoint(path)
+    meta["extra"]["grad_scaler"]["scale"] = -1.0
+    atomic_save_tensors(path, tensors, metadata={"lmlib": json.dumps(meta)})
+    model = ToyLM(dropout=0.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="grad_scaler"):
+        train(model, get_batch, cfg, resume_from=str(path))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # a checkpoint written without the scaler's state (before it was saved) resumes with a fresh scaler
+    del meta["extra"]["grad_scaler"]
+    atomic_save_tensors(path, tensors, metadata={"lmlib": json.dumps(meta)})
+    h = train(ToyLM(dropout=0.0), get_batch, cfg, resume_from=str(path))
+    assert h.steps == [1, 2, 3, 4] and len(h.grad_norm) == 4
+
+
+def test_accumulation_of_unequal_micro_batches_is_the_mean_over_all_targets(monkeypatch):
+    """Three micro-batches with 1, 5 and 5 targets (labels -100 elsewhere): the accumulated gradient
+    is the gradient of the mean loss over all 11 targets of the concatenated batch, computed here
+    directly (sum of the per-target losses / 11), not through train()."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randint(0, 11, (3, 8), generator=g)
+    y = torch.full_like(x, -100)
+    y[0, 3] = x[0, 3]
+    y[1, :5] = x[1, :5]
+    y[2, 2:7] = x[2, 2:7]
+    torch.manual_seed(1)
+    model = ToyLM(dropout=0.0)
+    ref = ToyLM(dropout=0.0)
+    ref.load_state_dict(model.state_dict())
+    acc = _grads_at_step(monkeypatch, model, [(x[i:i + 1], y[i:i + 1]) for i in range(3)], grad_accum_steps=3)
+    logits, _ = ref(x)
+    per_target = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100,
+                                 reduction="sum")
+    (per_target / int((y != -100).sum())).backward()
+    for ga, p in zip(acc, ref.parameters()):
+        torch.testing.assert_close(ga, p.grad, rtol=1e-5, atol=1e-7)
+    # the mean of the three means would weight the single target of the first micro-batch 5 times more
+    assert training._loss_divisors([(x[i:i + 1], y[i:i + 1]) for i in range(3)], 0) == [11.0, 11 / 5, 11 / 5]
