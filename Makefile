@@ -20,12 +20,14 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks clean
+.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
 	@echo "make test   - unit tests + every notebook through nbval + the book with warnings as errors"
 	@echo "make notebooks - re-execute every notebook in place (refresh the committed outputs)"
+	@echo "make models - retrain the zoo's pretrained models (lmlib/models/; about 15 minutes each on 2 cores)"
+	@echo "make sweeps - rerun the sweeps that chose the zoo's recipes (lmlib/models/sweeps/)"
 
 # The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -63,6 +65,15 @@ test: unit notebooks-test book-strict
 notebooks: install
 	rm -rf $(TEST_CACHE)
 	$(STORE_ENV) LMLIB_CACHE=$(TEST_CACHE) $(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
+
+# The model zoo: each model is made by one command from its config (see lmlib/zoo.py).
+MODELS ?= gpt-char gpt-bpe bert-mlm
+models: install
+	for m in $(MODELS); do $(BIN)/python -m lmlib.train --config configs/$$m.json --no-progress || exit 1; done
+
+SWEEPS ?= $(wildcard configs/sweeps/*.json)
+sweeps: install
+	for s in $(SWEEPS); do $(BIN)/python scripts/sweep.py $$s || exit 1; done
 
 clean:
 	rm -rf _build

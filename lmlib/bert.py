@@ -44,6 +44,10 @@ class BertConfig:
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
+    #: False: post-norm, as in BERT (``x = LN(x + sublayer(x))``). True: pre-norm
+    #: (``x = x + sublayer(LN(x))``, with a final LayerNorm after the last layer), which trains
+    #: stably at higher learning rates (Xiong et al. 2020); not a ``transformers`` BERT.
+    norm_first: bool = False
 
     def __post_init__(self) -> None:
         who = "BertConfig"
@@ -58,6 +62,7 @@ class BertConfig:
         check_choice("hidden_act", self.hidden_act, sorted(ACTIVATIONS), who=who)
         check_float("layer_norm_eps", self.layer_norm_eps, min=0.0, min_open=True, who=who)
         check_int("pad_token_id", self.pad_token_id, min=0, max=self.vocab_size - 1, who=who)
+        check_bool("norm_first", self.norm_first, who=who)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,9 +171,11 @@ class BERT(nn.Module):
         self.embeddings = BertEmbeddings(c)
         self.layers = nn.ModuleList(
             EncoderLayer(c.hidden_size, c.num_attention_heads, c.intermediate_size, dropout=c.hidden_dropout_prob,
-                         attn_dropout=c.attention_probs_dropout_prob, activation=c.hidden_act, norm_first=False,
+                         attn_dropout=c.attention_probs_dropout_prob, activation=c.hidden_act, norm_first=c.norm_first,
                          layer_norm_eps=c.layer_norm_eps)
             for _ in range(c.num_hidden_layers))
+        # A pre-norm stack adds its sub-layers' outputs to an un-normalised residual stream.
+        self.final_norm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps) if c.norm_first else None
         self.pooler = BertPooler(c.hidden_size) if add_pooler else None
         self.reset_parameters()
 
@@ -198,6 +205,8 @@ class BERT(nn.Module):
         x = self.embeddings(input_ids, token_type_ids)                     # (B, T, H)
         for layer in self.layers:
             x = layer(x, key_padding_mask=key_padding_mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
         pooled = self.pooler(x) if self.pooler is not None else None
         return x, pooled
 

@@ -414,6 +414,9 @@ def bert_config_to_hf(config, **extra):
         raise TypeError(f"bert_config_to_hf: config must be an lmlib.bert.BertConfig, got {type(config).__name__}")
     _check_config_sizes(config, _BERT_SIZES, "bert_config_to_hf")
     c = config
+    if c.norm_first:
+        raise ValueError("bert_config_to_hf: a pre-norm BERT (norm_first=True) has no transformers "
+                         "equivalent: transformers' BERT is post-norm")
     act = {"gelu_erf": "gelu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
     if c.hidden_act not in act:
         raise ValueError(f"bert_config_to_hf: activation {c.hidden_act!r} has no transformers equivalent")

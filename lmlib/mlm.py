@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from lmlib.training import History
-from lmlib.validation import check_int, check_path, check_sequence
+from lmlib.validation import check_bool, check_int, check_path, check_sequence
 
 __all__ = ["SPECIAL_TOKENS", "COURSE_BERT_RECIPE", "CourseBERT", "bert_tokenizer", "bert_config",
-           "course_bert", "encode_plays"]
+           "course_bert", "encode_plays", "batch_kwargs", "train_mlm", "heldout_mlm"]
 
 SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
 
@@ -140,34 +140,131 @@ def course_bert(recipe: Mapping[str, Any] | None = None, *, progress: bool = Tru
     """
     from lmlib.bert import BertForMaskedLM
     from lmlib.data import split_plays
-    from lmlib.masking import MaskedPositionsMLM, evaluate_mlm, mlm_window_batches
     from lmlib.pretrained import cached_model
-    from lmlib.training import TrainConfig, train
 
     full = _full_recipe(recipe, progress, retrain, verbose, cache)  # COURSE_BERT_RECIPE + overrides, checked
     tok = bert_tokenizer(full["tokenizer"]["vocab_size"], full["tokenizer"]["split_seed"], cache=cache)
-    sp = tok.special_tokens
-    d = full["data"]
-    kw = dict(seq_len=d["seq_len"], cls_id=sp["[CLS]"], sep_id=sp["[SEP]"], pad_id=sp["[PAD]"],
-              mask_id=sp["[MASK]"], vocab_size=tok.vocab_size, mask_prob=d["mask_prob"])
+    kw = batch_kwargs(tok, full)
     cfg = bert_config(full, tok)
 
     def fit(model: nn.Module):
         split = split_plays(full["tokenizer"]["split_seed"])
-        train_ids, val_ids = encode_plays(tok, split.train), encode_plays(tok, split.val)
-        get_batch = mlm_window_batches(train_ids, batch_size=d["batch_size"], **kw)
-        g = torch.Generator().manual_seed(1234)
-        val_get = mlm_window_batches(val_ids, batch_size=d["eval_batch_size"], **kw)
-        val_batches = [val_get(g) for _ in range(d["eval_batches"])]
-        eval_fn = lambda m: {f"val {k}": v for k, v in evaluate_mlm(m, val_batches).items()}  # noqa: E731
-        history = train(MaskedPositionsMLM(model), get_batch,
-                        TrainConfig(**full["train"], progress=progress, desc="MLM pretraining"), eval_fn=eval_fn)
+        history = train_mlm(model, tok, full, encode_plays(tok, split.train), encode_plays(tok, split.val),
+                            progress=progress)
         return history, {"val_loss": history.last("val loss"), "val_accuracy": history.last("val accuracy")}
 
     res = cached_model("course-bert", full, build=lambda: BertForMaskedLM(cfg), fit=fit,
                        seed=full["train"].get("seed", 0), retrain=retrain, verbose=verbose, cache=cache)
     res.model.eval()
     return CourseBERT(res.model, tok, res.history, res.results, full, res.path, res.from_cache, kw)
+
+
+def batch_kwargs(tokenizer, recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`lmlib.masking.mlm_window_batches` for a recipe: window
+    length, special-token ids, vocabulary size and mask rate."""
+    _check_bert_tokenizer(tokenizer, who="batch_kwargs")
+    _check_bert_recipe(recipe, where="batch_kwargs: recipe")
+    sp = tokenizer.special_tokens
+    d = recipe["data"]
+    return dict(seq_len=d["seq_len"], cls_id=sp["[CLS]"], sep_id=sp["[SEP]"], pad_id=sp["[PAD]"],
+                mask_id=sp["[MASK]"], vocab_size=tokenizer.vocab_size, mask_prob=d["mask_prob"])
+
+
+def train_mlm(model: nn.Module, tokenizer, recipe: Mapping[str, Any], train_ids: torch.Tensor,
+              val_ids: torch.Tensor, *, progress: bool = True, stop_after: int | None = None) -> History:
+    """Pretrain a ``BertForMaskedLM`` in place with masked-language modelling, as ``recipe`` says:
+    random masked windows of ``train_ids``; masked-token loss and accuracy on ``eval_batches``
+    fixed masked batches of ``val_ids`` every ``eval_interval`` steps."""
+    from lmlib.masking import MaskedPositionsMLM, evaluate_mlm, mlm_window_batches
+    from lmlib.training import TrainConfig, train
+
+    _check_mlm_args(model, tokenizer, recipe, {"train_ids": train_ids, "val_ids": val_ids}, who="train_mlm")
+    check_bool("progress", progress, who="train_mlm")
+    if stop_after is not None:
+        check_int("stop_after", stop_after, min=1, who="train_mlm")
+    d, kw = recipe["data"], batch_kwargs(tokenizer, recipe)
+    get_batch = mlm_window_batches(train_ids, batch_size=d["batch_size"], **kw)
+    g = torch.Generator().manual_seed(1234)
+    val_get = mlm_window_batches(val_ids, batch_size=d["eval_batch_size"], **kw)
+    val_batches = [val_get(g) for _ in range(d["eval_batches"])]
+    eval_fn = lambda m: {f"val {k}": v for k, v in evaluate_mlm(m, val_batches).items()}  # noqa: E731
+    return train(MaskedPositionsMLM(model), get_batch,
+                 TrainConfig(**recipe["train"], progress=progress, desc="MLM pretraining"), eval_fn=eval_fn,
+                 stop_after=stop_after)
+
+
+@torch.no_grad()
+def heldout_mlm(model: nn.Module, tokenizer, recipe: Mapping[str, Any], ids: torch.Tensor, *,
+                n_batches: int = 64, batch_size: int = 64, seed: int = 4321) -> dict[str, float]:
+    """Masked-token metrics of a ``BertForMaskedLM`` on ``n_batches`` fixed masked batches of
+    ``ids`` (the recipe's window length and mask rate; the BERT 80/10/10 rule).
+
+    Returns the loss and accuracy over all selected positions, and the accuracy at each kind of
+    selected position: ``mask_accuracy`` (the input is ``[MASK]``), ``random_accuracy`` (a
+    random token was put there), ``kept_accuracy`` (the input is the original token), and
+    ``unigram_mask_accuracy``: how often the most frequent token of ``ids`` is right at the
+    ``[MASK]`` positions, the baseline of a model that ignores the context."""
+    from lmlib.masking import IGNORE_INDEX, mlm_window_batches
+
+    _check_mlm_args(model, tokenizer, recipe, {"ids": ids}, who="heldout_mlm")
+    check_int("n_batches", n_batches, min=1, who="heldout_mlm")
+    check_int("batch_size", batch_size, min=1, who="heldout_mlm")
+    check_int("seed", seed, min=0, max=2**63 - 1, who="heldout_mlm")
+    kw = batch_kwargs(tokenizer, recipe)
+    get = mlm_window_batches(ids, batch_size=batch_size, **kw)
+    g = torch.Generator().manual_seed(seed)
+    most_frequent = int(torch.bincount(ids.long(), minlength=tokenizer.vocab_size).argmax())
+    was = model.training
+    model.eval()
+    loss, n = 0.0, 0
+    hits = {"mask": [0, 0], "random": [0, 0], "kept": [0, 0], "unigram_mask": [0, 0]}
+    try:
+        for _ in range(n_batches):
+            b = get(g)
+            sel = b["labels"] != IGNORE_INDEX
+            hidden, _ = model.bert(b["input_ids"], b.get("token_type_ids"), b.get("attention_mask"))
+            logits = model.mlm_head(hidden[sel])                            # (N, V)
+            target, given = b["labels"][sel], b["input_ids"][sel]
+            loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+            n += len(target)
+            right = logits.argmax(-1) == target
+            kinds = {"mask": given == kw["mask_id"], "kept": given == target}
+            kinds["random"] = ~kinds["mask"] & ~kinds["kept"]
+            kinds["unigram_mask"] = kinds["mask"]
+            for k, where in kinds.items():
+                r = (target == most_frequent) if k == "unigram_mask" else right
+                hits[k][0] += int(r[where].sum())
+                hits[k][1] += int(where.sum())
+    finally:
+        model.train(was)
+    out = {"loss": loss / n, "accuracy": sum(hits[k][0] for k in ("mask", "random", "kept")) / n, "positions": n}
+    for k, (h, c) in hits.items():
+        out[f"{k}_accuracy"] = h / max(c, 1)
+    return out
+
+
+def _check_bert_tokenizer(tokenizer: Any, *, who: str) -> None:
+    from lmlib.tokenizers import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer) or not set(SPECIAL_TOKENS) <= set(tokenizer.special_tokens):
+        raise TypeError(f"{who}: tokenizer must be an lmlib tokenizer with the special tokens {list(SPECIAL_TOKENS)}, "
+                        f"got {tokenizer!r:.80}")
+
+
+def _check_mlm_args(model: Any, tokenizer: Any, recipe: Any, ids: dict[str, Any], *, who: str) -> None:
+    from lmlib.bert import BertForMaskedLM
+    from lmlib.validation import check_ids, check_instance
+
+    check_instance("model", model, BertForMaskedLM, "a BertForMaskedLM", who=who)
+    _check_bert_tokenizer(tokenizer, who=who)
+    _check_bert_recipe(recipe, where=f"{who}: recipe")
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{who}: model has {model.config.vocab_size} tokens, tokenizer {tokenizer.vocab_size}")
+    for name, value in ids.items():
+        check_ids(name, value, tokenizer.vocab_size, dims=1, who=who)
+        if len(value) < recipe["data"]["seq_len"]:
+            raise ValueError(f"{who}: {name} has {len(value)} tokens, fewer than one window of "
+                             f"{recipe['data']['seq_len']}")
 
 
 def _full_recipe(recipe, progress, retrain, verbose, cache) -> dict[str, Any]:

@@ -60,6 +60,7 @@ __all__ = [
     "train_course_gpt",
     "course_data",
     "merge_recipe",
+    "load",
 ]
 
 RECIPE_VERSION = 1
@@ -232,14 +233,20 @@ def _check_gpt_recipe(recipe: Mapping[str, Any], *, where: str, run_keys: tuple[
     """A full course-GPT recipe: known sections and settings, and values that build a config."""
     from lmlib.gpt import GPTConfig
 
-    allowed = {"data": set(COURSE_GPT_RECIPE["data"]),
+    allowed = {"data": set(COURSE_GPT_RECIPE["data"]) | {"vocab_size"},
                "model": {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"},
                "train": {f.name for f in dataclasses.fields(TrainConfig)} - _RUN_FIELDS}
     _check_recipe(recipe, allowed, where=where, run_keys=run_keys)
     d = recipe["data"]
-    if d.get("tokenizer") != "char":
-        raise ValueError(f"{where}: data.tokenizer must be 'char' (course_gpt supports the character "
-                         f"tokenizer only), got {d.get('tokenizer')!r}")
+    if d.get("tokenizer") not in ("char", "bpe"):
+        raise ValueError(f"{where}: data.tokenizer must be 'char' or 'bpe', got {d.get('tokenizer')!r}")
+    if d["tokenizer"] == "bpe":
+        from lmlib.mlm import SPECIAL_TOKENS
+
+        check_int("data.vocab_size", d.get("vocab_size"), min=256 + len(SPECIAL_TOKENS), who=where)
+    elif "vocab_size" in d:
+        raise ValueError(f"{where}: data.vocab_size is for data.tokenizer 'bpe' (the character tokenizer's "
+                         f"vocabulary is the corpus's characters)")
     check_int("data.split_seed", d.get("split_seed"), who=where)
     check_int("data.batch_size", d.get("batch_size"), min=1, who=where)
     check_int("data.eval_batches", d.get("eval_batches"), min=1, who=where)
@@ -312,18 +319,31 @@ class CourseData:
     test: torch.Tensor
 
 
-def course_data(split_seed: int = 0) -> CourseData:
-    """Character tokenizer over every character of the corpus (so held-out plays never meet an
-    unknown character; the same ids as :class:`lmlib.data.CharVocab`) and the play split."""
+def course_data(split_seed: int = 0, *, tokenizer: str = "char", vocab_size: int | None = None) -> CourseData:
+    """The play split and its token ids. ``tokenizer="char"``: the characters of the whole corpus
+    (so held-out plays never meet an unknown character; the same ids as
+    :class:`lmlib.data.CharVocab`). ``tokenizer="bpe"``: the course BPE tokenizer with
+    ``vocab_size`` tokens, learned from the training plays (:func:`lmlib.mlm.bert_tokenizer`)."""
     from lmlib.data import corpus_text, split_plays
     from lmlib.tokenizers import CharTokenizer
 
     check_int("split_seed", split_seed, who="course_data")
-    tok = CharTokenizer.from_text(corpus_text())
+    check_str("tokenizer", tokenizer, who="course_data")
+    if tokenizer not in ("char", "bpe"):
+        raise ValueError(f"course_data: tokenizer must be 'char' or 'bpe', got {tokenizer!r}")
+    if (vocab_size is None) != (tokenizer == "char"):
+        raise ValueError("course_data: vocab_size is required with tokenizer='bpe' and refused with 'char'")
+    if tokenizer == "char":
+        tok = CharTokenizer.from_text(corpus_text())
+    else:
+        from lmlib.mlm import bert_tokenizer
+
+        tok = bert_tokenizer(vocab_size, split_seed)
     split = split_plays(seed=split_seed)
+    dtype = torch.int16 if tok.vocab_size < 2**15 else torch.int32
 
     def ids(part: str) -> torch.Tensor:
-        return torch.tensor(tok.encode(split.text(part)), dtype=torch.int16)
+        return torch.tensor(tok.encode(split.text(part), allowed_special="none"), dtype=dtype)
 
     return CourseData(tok, split, ids("train"), ids("val"), ids("test"))
 
@@ -349,10 +369,12 @@ def _build_course_gpt(recipe: Mapping[str, Any], vocab_size: int) -> nn.Module:
 
 def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseData, *,
                      progress: bool = True, checkpoint_path: str | None = None,
-                     checkpoint_interval: int | None = None, resume_from: str | None = None) -> History:
+                     checkpoint_interval: int | None = None, resume_from: str | None = None,
+                     stop_after: int | None = None) -> History:
     """Train ``model`` on the training plays as the recipe says (used by :func:`course_gpt` and by
     the command line ``python -m lmlib.train``). Evaluates on fixed batches of the validation
-    plays every ``eval_interval`` steps."""
+    plays every ``eval_interval`` steps. ``stop_after=n`` stops after step ``n`` of the same
+    schedule (see :func:`lmlib.training.train`)."""
     from lmlib.data import sample_batch
     from lmlib.training import make_lm_eval_fn, train
 
@@ -371,7 +393,7 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
         return sample_batch(train_ids, block, d["batch_size"], generator=g)
 
     eval_fn = make_lm_eval_fn(data.val, block, d["batch_size"], n_batches=d["eval_batches"], name="val loss")
-    return train(model, get_batch, cfg, eval_fn=eval_fn, resume_from=resume_from)
+    return train(model, get_batch, cfg, eval_fn=eval_fn, resume_from=resume_from, stop_after=stop_after)
 
 
 def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True, retrain: bool = False,
@@ -393,3 +415,11 @@ def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True
         seed=full["train"].get("seed", 0), retrain=retrain, verbose=verbose, cache=cache)
     res.model.eval()
     return CourseGPT(res.model, data.tokenizer, res.history, full, data, res.path, res.from_cache)
+
+
+def load(name: str, *, device: str | torch.device = "cpu", models_dir: str | os.PathLike | None = None):
+    """A pretrained model of the course zoo, e.g. ``load("gpt-char")``: see :func:`lmlib.zoo.load`
+    (strict loading of shipped safetensors files, never pickles)."""
+    from lmlib import zoo
+
+    return zoo.load(name, device=device, models_dir=models_dir)

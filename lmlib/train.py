@@ -1,9 +1,12 @@
-"""Command line: pretrain the course's character-level GPT from a JSON config file.
+"""Command line: pretrain a course model from a JSON config file.
 
+    python -m lmlib.train --config configs/gpt-char.json     # a zoo model (see lmlib.zoo)
     python -m lmlib.train --config configs/shakespeare_char.json
     python -m lmlib.train --config configs/shakespeare_char_long.json --out runs/long --cache
 
-The config file holds a *recipe* in the format of :data:`lmlib.pretrained.COURSE_GPT_RECIPE`
+A *zoo config* (it has a ``"kind"``: see :mod:`lmlib.zoo`) trains that zoo model and writes
+its weights, card and tokenizer to ``lmlib/models/`` (or ``--out``). Any other config file holds
+a *recipe* in the format of :data:`lmlib.pretrained.COURSE_GPT_RECIPE`
 (sections ``data``, ``model``, ``train``); any setting left out takes the default of that
 recipe. Two optional top-level keys control the run itself and do not change the result:
 ``out_dir`` (default ``runs/<config name>``) and ``checkpoint_interval`` (default 500 steps).
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                "The config is a JSON object with optional sections 'data', 'model', 'train' "
                "(see lmlib.pretrained.COURSE_GPT_RECIPE for every setting and its default) and the "
                "optional run keys 'out_dir' and 'checkpoint_interval'.")
-    parser.add_argument("--config", required=True, help="JSON config file (a recipe)")
+    parser.add_argument("--config", required=True,
+                        help="JSON config file: a recipe, or a zoo config such as configs/gpt-char.json")
     parser.add_argument("--out", default=None, help="output folder (overrides out_dir of the config)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from <out>/checkpoint.safetensors (bitwise the same result)")
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     from lmlib.pretrained import _build_course_gpt, course_data, store, train_course_gpt
     from lmlib.training import seed_everything
 
+    if _is_zoo_config(args.config):
+        return _make_zoo_model(parser, args)
     try:
         recipe, run = load_config(args.config)
     except (TypeError, ValueError, FileNotFoundError) as exc:
@@ -148,6 +154,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored in the cache: {path}")
     g = torch.Generator().manual_seed(0)
     print("sample:\n" + generate_text(model, data.tokenizer, "KING LEAR:\n", 300, temperature=0.8, generator=g))
+    return 0
+
+
+def _is_zoo_config(path: str) -> bool:
+    """A zoo config (see :mod:`lmlib.zoo`) names its model's ``kind``; a plain recipe does not."""
+    try:
+        raw = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False                     # load_config reports the problem
+    return isinstance(raw, dict) and "kind" in raw
+
+
+def _make_zoo_model(parser: argparse.ArgumentParser, args) -> int:
+    """Train, evaluate and write a zoo model (``lmlib/models/NAME.*``, or ``--out``)."""
+    from lmlib import zoo
+
+    if args.resume or args.cache:
+        parser.error("--resume and --cache are for plain recipes; a zoo config always trains from scratch")
+    try:
+        config = zoo.load_config(args.config)
+    except (TypeError, ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    card = zoo.make(config, out_dir=args.out, progress=not args.no_progress,
+                    command=f"python -m lmlib.train --config {args.config}")
+    m = card["metrics"]["test"]
+    shown = {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}
+    print(f"{card['name']}: {card['params']:,} parameters, {card['tokens_seen']:,} tokens, "
+          f"{card['train_seconds'] / 60:.1f} min of training; held-out test plays: {shown}")
+    print(f"written to {Path(args.out) if args.out else zoo.MODELS_DIR}")
     return 0
 
 

@@ -50,3 +50,53 @@ EXEMPT = {
 }
 
 test_bad_input = make_test(SPECS)
+
+
+def _bert():
+    from lmlib.bert import BertForMaskedLM
+
+    import torch
+    torch.manual_seed(0)
+    recipe = merge_recipe(B.COURSE_BERT_RECIPE, {"model": {"num_hidden_layers": 1, "hidden_size": 16,
+                                                           "num_attention_heads": 2, "intermediate_size": 32,
+                                                           "max_position_embeddings": 16},
+                                                 "data": {"seq_len": 16, "batch_size": 2, "eval_batches": 1,
+                                                          "eval_batch_size": 2},
+                                                 "train": {"max_steps": 1, "eval_interval": 1, "warmup_steps": 0}})
+    return BertForMaskedLM(B.bert_config(recipe, TOK)), recipe
+
+
+def _ids():
+    import torch
+    return torch.arange(100) % 250
+
+
+def _mlm_valid(**extra):
+    model, recipe = _bert()
+    return dict(model=model, tokenizer=TOK, recipe=recipe, **extra)
+
+
+def _mlm_state(kw):
+    m = kw.get("model")
+    import torch
+    return {k: v.clone() for k, v in m.state_dict().items()} if isinstance(m, torch.nn.Module) else None
+
+
+MLM_MODELS = Custom([("str", "m"), ("none", None), ("linear", __import__("torch").nn.Linear(2, 2))])
+BERT_RECIPES = Custom([("str", "recipe"), ("none", None), ("typo_section", {"trian": {}})])
+from badinput import Ids  # noqa: E402
+
+SPECS += [
+    Fn("lmlib.mlm.batch_kwargs", valid=lambda: dict(tokenizer=TOK, recipe=merge_recipe(B.COURSE_BERT_RECIPE, {})),
+       args={"tokenizer": TOKENIZERS, "recipe": BERT_RECIPES}, aliases={"recipe": RECIPE_WORDS}),
+    Fn("lmlib.mlm.train_mlm", valid=lambda: _mlm_valid(train_ids=_ids(), val_ids=_ids(), progress=False, stop_after=None),
+       args={"model": MLM_MODELS, "tokenizer": TOKENIZERS, "recipe": BERT_RECIPES,
+             "train_ids": Ids(vocab_size=260), "val_ids": Ids(vocab_size=260), "progress": Bool(),
+             "stop_after": Int(min=1, nullable=True)},
+       aliases={"recipe": RECIPE_WORDS}, snapshot=_mlm_state),
+    Fn("lmlib.mlm.heldout_mlm", valid=lambda: _mlm_valid(ids=_ids(), n_batches=1, batch_size=2, seed=0),
+       args={"model": MLM_MODELS, "tokenizer": TOKENIZERS, "recipe": BERT_RECIPES, "ids": Ids(vocab_size=260),
+             "n_batches": Int(min=1), "batch_size": Int(min=1), "seed": Int(min=0)},
+       aliases={"recipe": RECIPE_WORDS}, snapshot=_mlm_state),
+]
+test_bad_input = make_test(SPECS)

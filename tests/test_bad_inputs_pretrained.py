@@ -37,7 +37,7 @@ TINY = {"model": {"block_size": 8, "n_layer": 1, "n_head": 1, "n_embd": 8},
 GPT_RECIPES = Custom([("str", "recipe"), ("list", [1]), ("typo_section", {"trian": {}}),
                       ("typo_setting", {"train": {"lrr": 1.0}}), ("run_setting", {"train": {"progress": False}}),
                       ("bad_value", {"train": {"lr": "fast"}}), ("bad_data", {"data": {"batch_size": 0}}),
-                      ("other_tokenizer", {"data": {"tokenizer": "bpe"}}), ("section_not_object", {"model": 3})])
+                      ("other_tokenizer", {"data": {"tokenizer": "word"}}), ("bpe_without_vocab", {"data": {"tokenizer": "bpe"}}), ("section_not_object", {"model": 3})])
 
 
 def _course_data():
@@ -89,7 +89,7 @@ SPECS = [
     Fn("lmlib.pretrained.course_gpt", valid=lambda: dict(recipe=None, progress=False, retrain=False, verbose=False,
                                                          cache=_tmp()),
        args={"recipe": GPT_RECIPES, "progress": Bool(), "retrain": Bool(), "verbose": Bool(), "cache": PATHS},
-       aliases={"recipe": ["trian", "lrr", "progress", "lr", "batch_size", "tokenizer", "model"]},
+       aliases={"recipe": ["trian", "lrr", "progress", "lr", "batch_size", "tokenizer", "vocab_size", "model"]},
        check_valid=False),
 ]
 
