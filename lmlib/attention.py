@@ -282,27 +282,46 @@ class KVCache:
     Shapes: ``(B, n_heads, T_cached, d_head)``. :meth:`update` appends the keys and values of
     new positions and returns everything cached, ready to attend over. ``max_length`` (optional)
     makes :meth:`update` raise instead of growing past it.
+
+    Storage: the keys and values live in buffers with room for more positions than are cached
+    (``capacity``); :meth:`update` writes the new positions into them in place, so a generation
+    step copies one position per layer, not the whole cache. A full buffer is replaced by one
+    twice as long (at most ``max_length``). ``k`` and ``v`` are views of the filled part.
+    While autograd records the new keys and values, the cache grows by ``torch.cat`` instead:
+    autograd may have saved the earlier views, and they must not change under it.
     """
 
     def __init__(self, max_length: int | None = None) -> None:
         if max_length is not None:
             check_int("max_length", max_length, min=1, who="KVCache")
         self.max_length = max_length
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+        self.length = 0                      # number of cached positions T_cached
+        self._k: Tensor | None = None        # (B, nh, capacity, hs); positions [:length] are filled
+        self._v: Tensor | None = None
 
     @property
-    def length(self) -> int:
-        """Number of cached positions ``T_cached`` (0 when empty)."""
-        return 0 if self.k is None else self.k.shape[-2]
+    def k(self) -> Tensor | None:
+        """The cached keys ``(B, n_heads, T_cached, d_head)`` (None when empty)."""
+        return None if self._k is None else self._k[:, :, :self.length]
+
+    @property
+    def v(self) -> Tensor | None:
+        """The cached values ``(B, n_heads, T_cached, d_head)`` (None when empty)."""
+        return None if self._v is None else self._v[:, :, :self.length]
+
+    @property
+    def capacity(self) -> int:
+        """Number of positions the buffers can hold before they must grow (0 when empty)."""
+        return 0 if self._k is None else self._k.shape[-2]
 
     def __len__(self) -> int:
         return self.length
 
     def reset(self) -> None:
         """Forget everything cached."""
-        self.k = None
-        self.v = None
+        self.length = 0
+        self._k = None
+        self._v = None
 
     def _check_update(self, k_new: Tensor, v_new: Tensor, who: str = "KVCache.update") -> None:
         """Raise (changing nothing) unless :meth:`update` would accept ``k_new, v_new``."""
@@ -318,13 +337,14 @@ class KVCache:
                              "disagree on (B, n_heads, T_new)")
         if k_new.dtype != v_new.dtype or k_new.device != v_new.device:
             raise TypeError(f"{who}: k_new and v_new differ in dtype or device")
-        if self.k is not None:
-            if (k_new.shape[:2] != self.k.shape[:2] or k_new.shape[-1] != self.k.shape[-1]
-                    or v_new.shape[-1] != self.v.shape[-1]):
+        if self._k is not None:
+            k, v = self._k, self._v
+            if (k_new.shape[:2] != k.shape[:2] or k_new.shape[-1] != k.shape[-1]
+                    or v_new.shape[-1] != v.shape[-1]):
                 raise ValueError(f"{who}: new keys {tuple(k_new.shape)} / values "
                                  f"{tuple(v_new.shape)} do not match the cached {tuple(self.k.shape)} / "
                                  f"{tuple(self.v.shape)} in batch, heads or head size")
-            if k_new.dtype != self.k.dtype or k_new.device != self.k.device:
+            if k_new.dtype != k.dtype or k_new.device != k.device:
                 raise TypeError(f"{who}: new keys/values differ in dtype or device from the cache")
 
     def _check_new_length(self, t_new: int, who: str = "KVCache.update") -> None:
@@ -336,16 +356,46 @@ class KVCache:
     def update(self, k_new: Tensor, v_new: Tensor) -> tuple[Tensor, Tensor]:
         """Append ``k_new, v_new: (B, n_heads, T_new, d_head)``; return all ``(k, v)`` so far."""
         self._check_update(k_new, v_new)
-        if self.k is None:
-            self.k, self.v = k_new, v_new
+        start, end = self.length, self.length + k_new.shape[-2]
+        if self._autograd_records(k_new, v_new):      # new tensors: autograd keeps the old ones
+            self._k = k_new if start == 0 else torch.cat([self.k, k_new], dim=-2)
+            self._v = v_new if start == 0 else torch.cat([self.v, v_new], dim=-2)
         else:
-            self.k = torch.cat([self.k, k_new], dim=-2)  # (B, nh, T_cached + T_new, hd)
-            self.v = torch.cat([self.v, v_new], dim=-2)
-        return self.k, self.v
+            if end > self.capacity or not self._writable():
+                self._grow(k_new, v_new, end)          # a longer buffer, holding the cached positions
+            self._k[:, :, start:end] = k_new           # write the new positions in place
+            self._v[:, :, start:end] = v_new
+        self.length = end
+        return self.k, self.v                          # (B, nh, T_cached + T_new, hs)
+
+    def _autograd_records(self, k_new: Tensor, v_new: Tensor) -> bool:
+        """Does autograd record this update (so that nothing it saved may be written over)?"""
+        return torch.is_grad_enabled() and (k_new.requires_grad or v_new.requires_grad
+                                            or (self._k is not None and self._k.requires_grad))
+
+    def _writable(self) -> bool:
+        """May the buffers be written in place? (Not one made under ``torch.inference_mode()``
+        when outside it.)"""
+        return torch.is_inference_mode_enabled() or not self._k.is_inference()
+
+    def _grow(self, k_new: Tensor, v_new: Tensor, needed: int) -> None:
+        """Replace the buffers by ones with room for ``needed`` positions or twice the old capacity
+        (at most ``max_length``), copying the cached positions over."""
+        capacity = max(needed, 2 * self.capacity)
+        if self.max_length is not None:
+            capacity = min(capacity, self.max_length)
+        B, n_heads, _, _ = k_new.shape
+        k = k_new.new_empty(B, n_heads, capacity, k_new.shape[-1])
+        v = v_new.new_empty(B, n_heads, capacity, v_new.shape[-1])
+        if self.length:
+            k[:, :, :self.length] = self.k
+            v[:, :, :self.length] = self.v
+        self._k, self._v = k, v
 
     def __repr__(self) -> str:
-        shape = None if self.k is None else tuple(self.k.shape)
-        return f"KVCache(length={self.length}, shape={shape}, max_length={self.max_length})"
+        shape = None if self._k is None else tuple(self.k.shape)
+        return (f"KVCache(length={self.length}, shape={shape}, capacity={self.capacity}, "
+                f"max_length={self.max_length})")
 
 
 # --------------------------------------------------------------------------------------------

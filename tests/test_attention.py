@@ -609,6 +609,67 @@ def test_kv_cache_incremental_equals_full_causal(dtype, use_fused, B, n_heads, c
     assert cache.length == 0 and cache.k is None
 
 
+def test_kv_cache_writes_in_place_into_a_buffer_that_doubles():
+    """Without autograd the cache writes new positions into a buffer (no copy of the cached ones);
+    a full buffer is replaced by one twice as long, capped at max_length; the views handed out
+    earlier keep their values; the contents equal concatenating the updates."""
+    g = torch.Generator().manual_seed(0)
+    ks = [torch.randn(2, 3, n, 4, generator=g) for n in (3, 1, 1, 1, 2, 1)]
+    vs = [torch.randn(2, 3, n, 5, generator=g) for n in (3, 1, 1, 1, 2, 1)]
+    cache, returned, capacities = KVCache(), [], []
+    with torch.no_grad():
+        for k, v in zip(ks, vs):
+            k_all, v_all = cache.update(k, v)
+            returned.append((k_all, v_all, k_all.clone(), v_all.clone()))
+            capacities.append(cache.capacity)
+    assert capacities == [3, 6, 6, 6, 12, 12]
+    assert cache.length == len(cache) == 9 and cache.k.shape == (2, 3, 9, 4) and cache.v.shape == (2, 3, 9, 5)
+    assert torch.equal(cache.k, torch.cat(ks, dim=-2)) and torch.equal(cache.v, torch.cat(vs, dim=-2))
+    for n, (k_all, v_all, k_then, v_then) in zip((3, 4, 5, 6, 8, 9), returned):
+        assert k_all.shape[-2] == v_all.shape[-2] == n
+        assert torch.equal(k_all, k_then) and torch.equal(v_all, v_then)  # later writes left them alone
+    capped = KVCache(max_length=5)
+    with torch.no_grad():
+        capped.update(ks[0], vs[0])
+        capped.update(ks[1], vs[1])
+    assert capped.capacity == 5 and capped.length == 4
+    cache.reset()
+    assert cache.length == 0 and cache.k is None and cache.capacity == 0
+
+
+def test_kv_cache_under_autograd_concatenates_and_backpropagates():
+    """While autograd records, the cache grows by torch.cat (writing in place would change tensors
+    autograd saved); gradients through cached decoding equal those of the full causal pass."""
+    torch.manual_seed(0)
+    m = MultiHeadAttention(16, 4).double()
+    x = torch.randn(2, 6, 16, dtype=torch.float64, requires_grad=True)
+    full = m(x, is_causal=True)
+    g_full = torch.autograd.grad(full.pow(2).sum(), [x, *m.parameters()])
+    cache = KVCache()
+    steps = [m(x[:, :3], is_causal=True, kv_cache=cache)] + [m(x[:, t:t + 1], is_causal=True, kv_cache=cache)
+                                                              for t in range(3, 6)]
+    assert cache.capacity == cache.length == 6  # exactly as long as needed: no spare buffer
+    g_cached = torch.autograd.grad(torch.cat(steps, 1).pow(2).sum(), [x, *m.parameters()])
+    for a, b in zip(g_cached, g_full):
+        close(a, b, torch.float64)
+
+
+def test_kv_cache_filled_under_inference_mode_continues_outside_it():
+    torch.manual_seed(0)
+    m = MultiHeadAttention(16, 4).eval()
+    x = torch.randn(2, 6, 16)
+    with torch.no_grad():
+        full = m(x, is_causal=True)
+    cache = KVCache()
+    with torch.inference_mode():
+        a = m(x[:, :3], is_causal=True, kv_cache=cache)
+    with torch.no_grad():  # the inference-mode buffer cannot be written here: it is copied once
+        b = m(x[:, 3:5], is_causal=True, kv_cache=cache)
+        c = m(x[:, 5:], is_causal=True, kv_cache=cache)
+    close(torch.cat([a.clone(), b, c], 1), full, torch.float32)
+    assert not cache.k.is_inference() and cache.length == 6
+
+
 def test_kv_cache_with_need_weights_and_padding():
     torch.manual_seed(0)
     m = MultiHeadAttention(8, 2).double().eval()

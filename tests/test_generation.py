@@ -79,6 +79,21 @@ def test_cached_equals_uncached_greedy_and_sampling(n_new):
         assert torch.equal(a, b), kw
 
 
+@pytest.mark.parametrize("n_new", [10, 40])
+def test_cached_equals_uncached_with_eos_and_left_over_rows(n_new):
+    """The KV cache (filled in place, its buffer growing as the sequence does, rebuilt when the
+    window slides) gives the same tokens as re-running the model, also when rows stop at eos_id."""
+    m = tiny_gpt()
+    idx = torch.randint(0, 29, (4, 3), generator=torch.Generator().manual_seed(2))
+    for kw in (dict(do_sample=False), dict(temperature=1.3, generator_seed=5), dict(top_k=5, generator_seed=6)):
+        kw = dict(kw)
+        seed = kw.pop("generator_seed", None)
+        runs = [gen.generate(m, idx, n_new, use_cache=use_cache, eos_id=4, pad_id=0,
+                             generator=None if seed is None else torch.Generator().manual_seed(seed), **kw)
+                for use_cache in (True, False)]
+        assert torch.equal(runs[0], runs[1]), kw
+
+
 def test_uncached_step_matches_an_independent_loop():
     """Greedy generate == a hand-written loop over the full forward pass."""
     m = tiny_gpt()
