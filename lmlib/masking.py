@@ -77,7 +77,7 @@ def _check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise TypeError(f"input_ids must hold integer token ids (int64), got dtype {input_ids.dtype}")
     if input_ids.numel() == 0:
         raise ValueError("mask_tokens got an empty tensor of input_ids")
-    lo, hi = int(input_ids.min()), int(input_ids.max())
+    lo, hi = (int(t) for t in torch.aminmax(input_ids))  # one reduction for both ends
     if lo < 0 or hi >= vocab_size:
         raise ValueError(f"input_ids: token id {lo if lo < 0 else hi} is outside the vocabulary 0..{vocab_size - 1}")
 
@@ -105,6 +105,23 @@ def _check_id_lists(sequences: Sequence[Sequence[int]], what: str) -> list[list[
     return out
 
 
+def _check_mask_tokens_args(input_ids, mask_id, vocab_size, mask_prob, replace_with_mask, replace_with_random,
+                            special_ids, generator) -> None:
+    """Every argument check of :func:`mask_tokens`, in the order they are made."""
+    check_int("vocab_size", vocab_size, min=2)
+    _check_input_ids(input_ids, vocab_size)
+    _check_token_id("mask_id", mask_id, vocab_size)
+    _check_probs(mask_prob, replace_with_mask, replace_with_random)
+    _check_special_ids(special_ids, vocab_size)
+    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True)
+
+
+def _check_random_candidates(candidates: torch.Tensor, to_random: torch.Tensor) -> None:
+    """A position drawn for a random replacement needs an ordinary token to be replaced by."""
+    if candidates.numel() == 0 and to_random.any():
+        raise ValueError("no ordinary token is left to use as a random replacement")
+
+
 def mask_tokens(
     input_ids: torch.Tensor,
     *,
@@ -129,12 +146,8 @@ def mask_tokens(
 
     All randomness comes from ``generator`` (pass a seeded one for reproducible batches).
     """
-    check_int("vocab_size", vocab_size, min=2)
-    _check_input_ids(input_ids, vocab_size)
-    _check_token_id("mask_id", mask_id, vocab_size)
-    _check_probs(mask_prob, replace_with_mask, replace_with_random)
-    _check_special_ids(special_ids, vocab_size)
-    check_instance("generator", generator, torch.Generator, "a torch.Generator", nullable=True)
+    _check_mask_tokens_args(input_ids, mask_id, vocab_size, mask_prob, replace_with_mask, replace_with_random,
+                            special_ids, generator)
     ids = input_ids.long()
     special = torch.zeros_like(ids, dtype=torch.bool)
     for s in special_ids:
@@ -150,8 +163,7 @@ def mask_tokens(
 
     excluded = torch.tensor(sorted({mask_id, *(int(s) for s in special_ids)}), dtype=torch.long)
     candidates = torch.arange(vocab_size)[~torch.isin(torch.arange(vocab_size), excluded)]
-    if to_random.any() and candidates.numel() == 0:
-        raise ValueError("no ordinary token is left to use as a random replacement")
+    _check_random_candidates(candidates, to_random)
     pick = torch.randint(max(candidates.numel(), 1), ids.shape, generator=generator)
     random_ids = candidates[pick] if candidates.numel() else ids
 

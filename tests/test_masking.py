@@ -99,6 +99,16 @@ def test_bad_ids():
         mask_tokens(torch.zeros(0, dtype=torch.long), mask_id=MASK, vocab_size=V)
 
 
+def test_random_replacement_needs_an_ordinary_token():
+    ids = torch.tensor([[0, 2, 1, 2]])  # every id of the vocabulary 0..2 is special or [MASK]
+    kw = dict(mask_id=2, vocab_size=3, special_ids=(0, 1), mask_prob=1.0)
+    with pytest.raises(ValueError, match="no ordinary token is left"):
+        mask_tokens(ids, replace_with_mask=0.0, replace_with_random=1.0, generator=torch.Generator().manual_seed(0),
+                    **kw)
+    corrupted, labels = mask_tokens(ids, replace_with_mask=1.0, replace_with_random=0.0, **kw)  # none needed
+    assert corrupted.tolist() == [[0, 2, 1, 2]] and labels.tolist() == [[-100, 2, -100, 2]]
+
+
 def test_collate_mlm_padding_and_specials():
     PAD, CLS, SEP = 0, 1, 2
     seqs = [[10, 11, 12, 13, 14], [20, 21]]
