@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from lmlib.training import History
-from lmlib.validation import check_bool, check_int, check_path, check_sequence
+from lmlib.validation import check_bool, check_float, check_int, check_path, check_sequence
 
 __all__ = ["SPECIAL_TOKENS", "COURSE_BERT_RECIPE", "CourseBERT", "bert_tokenizer", "bert_config",
            "course_bert", "encode_plays", "batch_kwargs", "train_mlm", "heldout_mlm"]
@@ -195,9 +195,12 @@ def train_mlm(model: nn.Module, tokenizer, recipe: Mapping[str, Any], train_ids:
 
 @torch.no_grad()
 def heldout_mlm(model: nn.Module, tokenizer, recipe: Mapping[str, Any], ids: torch.Tensor, *,
-                n_batches: int = 64, batch_size: int = 64, seed: int = 4321) -> dict[str, float]:
+                n_batches: int = 64, batch_size: int = 64, seed: int = 4321, mask_prob: float = 0.15
+                ) -> dict[str, float]:
     """Masked-token metrics of a ``BertForMaskedLM`` on ``n_batches`` fixed masked batches of
-    ``ids`` (the recipe's window length and mask rate; the BERT 80/10/10 rule).
+    ``ids``: windows of the recipe's length, masked at rate ``mask_prob`` with the BERT 80/10/10
+    rule. The rate is fixed (not the recipe's training rate) so that models trained with
+    different rates are scored on the same task.
 
     Returns the loss and accuracy over all selected positions, and the accuracy at each kind of
     selected position: ``mask_accuracy`` (the input is ``[MASK]``), ``random_accuracy`` (a
@@ -210,7 +213,8 @@ def heldout_mlm(model: nn.Module, tokenizer, recipe: Mapping[str, Any], ids: tor
     check_int("n_batches", n_batches, min=1, who="heldout_mlm")
     check_int("batch_size", batch_size, min=1, who="heldout_mlm")
     check_int("seed", seed, min=0, max=2**63 - 1, who="heldout_mlm")
-    kw = batch_kwargs(tokenizer, recipe)
+    check_float("mask_prob", mask_prob, min=0.0, max=1.0, min_open=True, who="heldout_mlm")
+    kw = dict(batch_kwargs(tokenizer, recipe), mask_prob=mask_prob)
     get = mlm_window_batches(ids, batch_size=batch_size, **kw)
     g = torch.Generator().manual_seed(seed)
     most_frequent = int(torch.bincount(ids.long(), minlength=tokenizer.vocab_size).argmax())

@@ -9,7 +9,8 @@ A sweep file (``configs/sweeps/NAME.json``) names a base zoo config, a budget an
      "candidates": {"post-norm lr 2e-3": {"train": {"lr": 2e-3}}, ...}}
 
 Each candidate is the base recipe with its overrides (and, for a FLOP budget, ``max_steps`` set
-so the run spends ``6 N D + 12 L T d D`` FLOPs; the cosine schedule ends where the run ends). It
+so the run spends ``6 N D + 12 L T d D`` FLOPs; the cosine schedule ends where the run ends;
+the warm-up is 5% of the run, at least 10 steps, unless the candidate sets it). It
 is trained and scored on the *validation* plays only (the test plays are for the final model):
 loss on fixed validation batches (GPT), masked-token loss and accuracies (BERT). A FLOP or step
 budget, unlike a time budget, does not depend on how busy the machine is; the seconds each run
@@ -91,6 +92,8 @@ def main() -> None:
                    "params": sum(q.numel() for q in model.parameters()), "steps": config["recipe"]["train"]["max_steps"],
                    "tokens": hist.tokens, "seconds": seconds, **score(model, config, data),
                    "eval_steps": hist.eval_steps, "evals": hist.evals}
+            if run["steps"] <= 1000:  # short runs keep their step-by-step trace (loss, gradient norm)
+                run.update(train_loss=hist.train_loss, grad_norm=hist.grad_norm, lr=hist.lr)
             results["runs"][f"{label} | seed {seed}"] = run
             shown = {k: round(v, 4) for k, v in run.items() if k.startswith("val_") and isinstance(v, float)}
             print(f"{label} (seed {seed}): {run['params'] / 1e6:.2f}M params, {run['steps']} steps, "

@@ -84,7 +84,7 @@ def _mlm_state(kw):
 
 MLM_MODELS = Custom([("str", "m"), ("none", None), ("linear", __import__("torch").nn.Linear(2, 2))])
 BERT_RECIPES = Custom([("str", "recipe"), ("none", None), ("typo_section", {"trian": {}})])
-from badinput import Ids  # noqa: E402
+from badinput import Float, Ids  # noqa: E402
 
 SPECS += [
     Fn("lmlib.mlm.batch_kwargs", valid=lambda: dict(tokenizer=TOK, recipe=merge_recipe(B.COURSE_BERT_RECIPE, {})),
@@ -94,9 +94,10 @@ SPECS += [
              "train_ids": Ids(vocab_size=260), "val_ids": Ids(vocab_size=260), "progress": Bool(),
              "stop_after": Int(min=1, nullable=True)},
        aliases={"recipe": RECIPE_WORDS}, snapshot=_mlm_state),
-    Fn("lmlib.mlm.heldout_mlm", valid=lambda: _mlm_valid(ids=_ids(), n_batches=1, batch_size=2, seed=0),
+    Fn("lmlib.mlm.heldout_mlm", valid=lambda: _mlm_valid(ids=_ids(), n_batches=1, batch_size=2, seed=0, mask_prob=0.15),
        args={"model": MLM_MODELS, "tokenizer": TOKENIZERS, "recipe": BERT_RECIPES, "ids": Ids(vocab_size=260),
-             "n_batches": Int(min=1), "batch_size": Int(min=1), "seed": Int(min=0)},
+             "n_batches": Int(min=1), "batch_size": Int(min=1), "seed": Int(min=0),
+             "mask_prob": Float(min=0.0, max=1.0, min_open=True)},
        aliases={"recipe": RECIPE_WORDS}, snapshot=_mlm_state),
 ]
 test_bad_input = make_test(SPECS)
