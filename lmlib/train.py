@@ -2,7 +2,7 @@
 
     python -m lmlib.train --config configs/gpt-char.json     # a zoo model (see lmlib.zoo)
     python -m lmlib.train --config configs/shakespeare_char.json
-    python -m lmlib.train --config configs/shakespeare_char_long.json --out runs/long --cache
+    python -m lmlib.train --config configs/shakespeare_char.json --out runs/ch05 --cache
 
 A *zoo config* (it has a ``"kind"``: see :mod:`lmlib.zoo`) trains that zoo model and writes
 its weights, card and tokenizer to ``lmlib/models/`` (or ``--out``). Any other config file holds

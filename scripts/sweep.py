@@ -85,7 +85,15 @@ def main() -> None:
             seed_everything(seed)
             model = zoo.build(config, data.tokenizer)
             t0 = time.time()
-            hist = zoo.fit(model, config, data, progress=False)
+            try:
+                hist = zoo.fit(model, config, data, progress=False)
+            except FloatingPointError as exc:      # the loss became NaN or infinite: a result too
+                results["runs"][f"{label} | seed {seed}"] = {"label": label, "seed": seed, "diverged": str(exc),
+                                                             "recipe": config["recipe"]}
+                print(f"{label} (seed {seed}): diverged ({exc})", flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=1))
+                continue
             seconds = time.time() - t0
             model.eval()
             run = {"label": label, "seed": seed, "recipe": config["recipe"],
