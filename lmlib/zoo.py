@@ -352,6 +352,7 @@ def make(config: str | os.PathLike | Mapping[str, Any], *, out_dir: str | os.Pat
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
     ckpt.save_checkpoint(weights, model, step=len(history.steps), extra={"zoo": name})
+    os.chmod(weights, 0o644)                 # a shipped file, readable by everyone
     tok_file = _tokenizer_file(config)
     tmp = out / (tok_file + ".tmp")
     data.tokenizer.save(tmp)
