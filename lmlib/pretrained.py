@@ -407,7 +407,8 @@ def course_gpt(recipe: Mapping[str, Any] | None = None, *, progress: bool = True
     _check_course_model_args(recipe, progress, retrain, verbose, cache, who="course_gpt")
     full = merge_recipe(COURSE_GPT_RECIPE, recipe or {})
     _check_gpt_recipe(full, where="course_gpt: recipe")
-    data = course_data(full["data"]["split_seed"])
+    d = full["data"]
+    data = course_data(d["split_seed"], tokenizer=d["tokenizer"], vocab_size=d.get("vocab_size"))
     res = cached_model(
         "course-gpt", full,
         build=lambda: _build_course_gpt(full, data.tokenizer.vocab_size),

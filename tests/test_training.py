@@ -320,8 +320,9 @@ TINY = {"data": {"batch_size": 4, "eval_batches": 1},
         "train": {"max_steps": 4, "warmup_steps": 1, "eval_interval": 2}}
 
 
-def small_course_data(split_seed=0):
+def small_course_data(split_seed=0, *, tokenizer="char", vocab_size=None):
     """The real tokenizer and split, but only the first 20,000 characters of each part (fast)."""
+    assert tokenizer == "char" and vocab_size is None
     from lmlib.data import corpus_text, split_plays
     from lmlib.pretrained import CourseData
     from lmlib.tokenizers import CharTokenizer
