@@ -112,20 +112,14 @@ def gpt_hidden_states(gpt: nn.Module, idx: torch.Tensor) -> torch.Tensor:
     """The final hidden states of an :class:`lmlib.gpt.GPT`, after ``ln_f`` and before
     ``lm_head``: ``idx (B, T) -> (B, T, n_embd)``. ``gpt.lm_head(h)`` gives back the logits."""
     _check_gpt_input(gpt, idx)
-    B, T = idx.shape
-    pos = torch.arange(T, device=idx.device)              # (T,)
-    x = gpt.drop(gpt.wte(idx) + gpt.wpe(pos))              # (B, T, C)
-    for block in gpt.blocks:
-        x = block(x, is_causal=True)
-    return gpt.ln_f(x)                                     # (B, T, C)
+    return gpt.hidden_states(idx)                          # the model's own forward path
 
 
 def _check_gpt_input(gpt, idx) -> None:
     _check_encoder("gpt", gpt, "gpt_hidden_states")
-    for part in ("wte", "wpe", "drop", "blocks", "ln_f"):
-        if not hasattr(gpt, part):
-            raise TypeError(f"gpt_hidden_states: gpt must be an lmlib.gpt.GPT (it has no .{part}), "
-                            f"got {type(gpt).__name__}")
+    if not callable(getattr(gpt, "hidden_states", None)):
+        raise TypeError(f"gpt_hidden_states: gpt must be an lmlib.gpt.GPT (it has no .hidden_states), "
+                        f"got {type(gpt).__name__}")
     check_ids("idx", idx, gpt.config.vocab_size, dims=2, who="gpt_hidden_states")
     if idx.shape[1] > gpt.config.block_size:
         raise ValueError(f"gpt_hidden_states: idx has a sequence of {idx.shape[1]} tokens, longer than the "
@@ -160,6 +154,11 @@ class _Classifier(nn.Module):
     num_classes: int
     vocab_size: int
 
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled vector ``(B, C)`` the head reads (what a frozen linear probe is fitted on)."""
+        attention_mask, _ = _check_batch(self, input_ids, attention_mask, None)
+        return self._features(input_ids, attention_mask)
+
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         if labels is None:
             return None
@@ -175,29 +174,41 @@ def _check_head_args(num_classes, pooling, poolings, dropout, who) -> int:
 class GPTClassifier(_Classifier):
     """A pretrained :class:`lmlib.gpt.GPT` (``self.gpt``) with a linear head (``self.head``).
 
-    ``pooling``: ``"last"`` (default) or ``"mean"``. The language-model head stays unused, so
+    ``pooling``: ``"last"`` (default), ``"mean"``, or ``"lm-score"``: the head reads one number
+    per sequence, the mean log-probability that the language model gives each real next token
+    (a line the model finds fluent scores high), so the classifier starts from what the
+    pretrained model was trained to compute. Otherwise the language-model head stays unused, so
     the LM can be evaluated again after fine-tuning (``self.gpt(idx, targets)``).
     """
 
     def __init__(self, gpt: nn.Module, num_classes: int, *, pooling: str = "last", dropout: float = 0.0) -> None:
         super().__init__()
-        num_classes = _check_head_args(num_classes, pooling, ("last", "mean"), dropout, "GPTClassifier")
+        num_classes = _check_head_args(num_classes, pooling, ("last", "mean", "lm-score"), dropout, "GPTClassifier")
         _check_encoder("gpt", gpt, "GPTClassifier")
         self.gpt = gpt
         self.num_classes = num_classes
         self.vocab_size = gpt.config.vocab_size
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(gpt.config.n_embd, num_classes)
+        self.head = nn.Linear(1 if pooling == "lm-score" else gpt.config.n_embd, num_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         attention_mask, labels = _check_batch(self, input_ids, attention_mask, labels)
-        h = gpt_hidden_states(self.gpt, input_ids)                     # (B, T, C)
-        logits = self.head(self.dropout(pool(h, attention_mask, self.pooling)))  # (B, K)
+        logits = self.head(self.dropout(self._features(input_ids, attention_mask)))  # (B, K)
         return logits, self._loss(logits, labels)
+
+    def _features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = gpt_hidden_states(self.gpt, input_ids)                     # (B, T, C)
+        if self.pooling != "lm-score":
+            return pool(h, attention_mask, self.pooling)               # (B, C)
+        # the mean log-probability the language model gives each real next token: (B, 1)
+        logp = torch.log_softmax(self.gpt.lm_head(h[:, :-1]).float(), -1)          # (B, T-1, V)
+        logp = logp.gather(-1, input_ids[:, 1:, None])[..., 0]                     # (B, T-1)
+        m = attention_mask[:, 1:].to(logp.dtype)
+        return ((logp * m).sum(1) / m.sum(1).clamp(min=1))[:, None]
 
 
 class BertClassifier(_Classifier):
@@ -232,13 +243,14 @@ class BertClassifier(_Classifier):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         attention_mask, labels = _check_batch(self, input_ids, attention_mask, labels)
+        logits = self.head(self.dropout(self._features(input_ids, attention_mask)))  # (B, K)
+        return logits, self._loss(logits, labels)
+
+    def _features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden, pooled = self.bert(input_ids, token_type_ids=None, attention_mask=attention_mask)
         if self.pooling == "pooler":
-            v = pooled                                                   # (B, H)
-        else:
-            v = pool(hidden, attention_mask, "first" if self.pooling == "cls" else "mean")
-        logits = self.head(self.dropout(v))                              # (B, K)
-        return logits, self._loss(logits, labels)
+            return pooled                                                # (B, H)
+        return pool(hidden, attention_mask, "first" if self.pooling == "cls" else "mean")
 
 
 # --------------------------------------------------------------------------------------------

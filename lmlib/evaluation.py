@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmlib.validation import check_int, check_module, check_tensor
+from lmlib.validation import check_int, check_module, check_sequence, check_tensor
 
-__all__ = ["heldout_loss", "bits_per_char"]
+__all__ = ["heldout_loss", "bits_per_char", "sequence_log_likelihood"]
 
 
 @torch.no_grad()
@@ -75,6 +75,78 @@ def heldout_loss(model: nn.Module, ids: torch.Tensor, block_size: int, *, stride
     finally:
         model.train(was)
     return {"loss": total / count, "tokens": count}
+
+
+@torch.no_grad()
+def sequence_log_likelihood(model: nn.Module, token_lists, *, starts=None, batch_size: int = 64) -> torch.Tensor:
+    """``(N,)`` float64: for each token list ``x``, ``sum_{t >= start} log p(x_t | x_<t)`` under a
+    causal ``model`` (logits ``(B, T, V)`` or a tuple whose first element is). ``starts[i]``
+    (default 1, the first token that has a prediction) lets the score cover only a suffix, as
+    in "how likely is this answer after this prompt". Eval mode, restored."""
+    check_module("model", model, who="sequence_log_likelihood")
+    check_int("batch_size", batch_size, min=1, who="sequence_log_likelihood")
+    lists = _check_token_lists(model, token_lists, "sequence_log_likelihood")
+    if not lists:
+        raise ValueError("sequence_log_likelihood: token_lists is empty")
+    starts = [1] * len(lists) if starts is None else _check_starts(starts, "sequence_log_likelihood")
+    if len(starts) != len(lists):
+        raise ValueError(f"sequence_log_likelihood: {len(lists)} token lists but {len(starts)} starts")
+    for i, (x, s) in enumerate(zip(lists, starts)):
+        if not 1 <= s < len(x):
+            raise ValueError(f"sequence_log_likelihood: starts[{i}]={s} must be in 1..len(token_lists[{i}])-1 "
+                             f"= {len(x) - 1} (position 0 has no prediction)")
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        for b in range(0, len(lists), batch_size):
+            chunk, st = lists[b:b + batch_size], starts[b:b + batch_size]
+            T = max(len(x) for x in chunk)
+            ids = torch.zeros(len(chunk), T, dtype=torch.long)
+            for r, x in enumerate(chunk):
+                ids[r, : len(x)] = torch.tensor(x)
+            res = model(ids[:, :-1])
+            logits = res[0] if isinstance(res, tuple) else res                       # (b, T-1, V)
+            logp = torch.log_softmax(logits.double(), -1).gather(-1, ids[:, 1:, None])[..., 0]  # (b, T-1)
+            t = torch.arange(1, T)[None, :]                                          # target positions
+            lengths = torch.tensor([len(x) for x in chunk])[:, None]
+            keep = (t >= torch.tensor(st)[:, None]) & (t < lengths)
+            out.append((logp * keep).sum(1))
+    finally:
+        model.train(was)
+    return torch.cat(out)
+
+
+def _check_token_lists(model: nn.Module, token_lists, who: str) -> list[list[int]]:
+    """Each token list as a list of int ids (a 1-D integer tensor is accepted): never a str (it
+    would be split into characters) or floats (they would be cut to ints); ids inside the
+    model's vocabulary and no list longer than its context window plus the one predicted token,
+    when ``model.config`` says so."""
+    cfg = getattr(model, "config", None)
+    vocab, block = getattr(cfg, "vocab_size", None), getattr(cfg, "block_size", None)
+    lists = []
+    for i, x in enumerate(check_sequence("token_lists", token_lists, who=who)):
+        name = f"token_lists[{i}]"
+        if isinstance(x, torch.Tensor):
+            check_tensor(name, x, dims=1, dtype="int", who=who)
+            x = x.tolist()
+        x = check_sequence(name, x, of=int, who=who)
+        if x and min(x) < 0:
+            raise ValueError(f"{who}: {name} holds a negative token id {min(x)}")
+        if isinstance(vocab, int) and x and max(x) >= vocab:
+            raise ValueError(f"{who}: {name} holds id {max(x)}, outside the model's vocabulary 0..{vocab - 1}")
+        if isinstance(block, int) and len(x) - 1 > block:
+            raise ValueError(f"{who}: {name} has {len(x)} tokens; the model reads at most block_size={block} "
+                             f"of them (plus the last, which is only predicted)")
+        lists.append(x)
+    return lists
+
+
+def _check_starts(starts, who: str) -> list[int]:
+    if isinstance(starts, torch.Tensor):
+        check_tensor("starts", starts, dims=1, dtype="int", who=who)
+        starts = starts.tolist()
+    return [check_int(f"starts[{i}]", s, who=who) for i, s in enumerate(check_sequence("starts", starts, who=who))]
 
 
 def bits_per_char(loss_nats_per_token: float, tokens: int, chars: int) -> float:

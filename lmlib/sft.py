@@ -31,7 +31,8 @@ import torch.nn as nn
 from lmlib.masking import IGNORE_INDEX
 from lmlib.validation import check_int, check_sequence, check_str, check_tensor
 
-__all__ = ["sft_example", "collate_sft", "sft_batches", "greedy_complete", "exact_match"]
+__all__ = ["sft_example", "collate_sft", "sft_batches", "greedy_complete", "exact_match", "CHAT_TOKENS",
+           "ChatTemplate", "grow_vocabulary", "add_chat_tokens", "rank_responses"]
 
 
 def _as_ids(x: Sequence[int], what: str) -> list[int]:
@@ -147,28 +148,18 @@ def greedy_complete(model: nn.Module, prompt_ids: Sequence[int], *, max_new_toke
     if p and max(p) >= model.config.vocab_size:
         raise ValueError(f"greedy_complete: prompt_ids holds id {max(p)}, outside the model's vocabulary "
                          f"0..{model.config.vocab_size - 1}")
-    was = model.training
-    model.eval()
+    from lmlib.generation import generate
+
     device = next(model.parameters()).device
-    out: list[int] = []
-    # With a KV cache (lmlib.gpt.GPT.new_kv_caches) each new token costs one position, not T.
-    caches = model.new_kv_caches() if hasattr(model, "new_kv_caches") else None
-    seq = torch.tensor([p], device=device)
-    try:
-        for _ in range(max_new_tokens):
-            if len(p) + len(out) >= block:
-                break
-            if caches is not None:
-                logits, _ = model(seq, kv_caches=caches)        # seq: the tokens not cached yet
-            else:
-                logits, _ = model(torch.tensor([p + out], device=device))
-            nxt = int(logits[0, -1].argmax())
-            out.append(nxt)
-            if nxt in stop_ids:
-                break
-            seq = torch.tensor([[nxt]], device=device)
-    finally:
-        model.train(was)
+    room = min(max_new_tokens, block - len(p))             # never slide past the context window
+    if room == 0:
+        return []
+    eos = stop_ids[0] if len(stop_ids) == 1 and stop_ids[0] < model.config.vocab_size else None
+    out = generate(model, torch.tensor([p], device=device), room, do_sample=False, eos_id=eos,
+                   use_cache=hasattr(model, "new_kv_caches"), context="error")[0, len(p):].tolist()
+    for i, t in enumerate(out):                            # cut after the first stop token
+        if t in stop_ids:
+            return out[: i + 1]
     return out
 
 
@@ -204,3 +195,105 @@ def exact_match(model: nn.Module, encode: Callable[[str], list[int]], decode: Ca
         outs.append(gen)
         hits += gen.strip() == response.split(stop)[0].strip() if stop else gen.strip() == response.strip()
     return hits / len(pairs), outs
+
+
+# --------------------------------------------------------------------------------------------
+# A chat template with special tokens
+# --------------------------------------------------------------------------------------------
+
+CHAT_TOKENS = ("<|user|>", "<|assistant|>", "<|end|>")
+
+
+def grow_vocabulary(gpt: nn.Module, n_new: int) -> nn.Module:
+    """A copy of an :class:`lmlib.gpt.GPT` with ``n_new`` more token ids. The old rows of the
+    (tied) embedding are kept; each new row starts at the mean of the old rows, so a new token
+    begins as an "average" token instead of a random vector the network has never seen."""
+    from lmlib.gpt import GPT
+
+    if not isinstance(gpt, GPT):
+        raise TypeError(f"grow_vocabulary: gpt must be an lmlib.gpt.GPT, got {type(gpt).__name__}")
+    check_int("n_new", n_new, min=1, who="grow_vocabulary")
+    import dataclasses
+
+    old = gpt.config.vocab_size
+    new = GPT(dataclasses.replace(gpt.config, vocab_size=old + n_new)).to(gpt.wte.weight.device)
+    state = {k: v for k, v in gpt.state_dict().items() if k not in ("wte.weight", "lm_head.weight")}
+    new.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        new.wte.weight[:old] = gpt.wte.weight
+        new.wte.weight[old:] = gpt.wte.weight.mean(0)
+    return new
+
+
+def add_chat_tokens(gpt: nn.Module, tokenizer) -> tuple[nn.Module, "ChatTemplate"]:
+    """``(grown copy of gpt, ChatTemplate)``: the three :data:`CHAT_TOKENS` get the ids right
+    after the tokenizer's vocabulary."""
+    from lmlib.gpt import GPT
+
+    if not isinstance(gpt, GPT):
+        raise TypeError(f"add_chat_tokens: gpt must be an lmlib.gpt.GPT, got {type(gpt).__name__}")
+    vocab = check_int("tokenizer.vocab_size", getattr(tokenizer, "vocab_size", None), min=1, who="add_chat_tokens")
+    if gpt.config.vocab_size != vocab:
+        raise ValueError(f"add_chat_tokens: the model has {gpt.config.vocab_size} token ids, the tokenizer {vocab}")
+    template = ChatTemplate(tokenizer, vocab)              # checks the tokenizer before anything is built
+    return grow_vocabulary(gpt, len(CHAT_TOKENS)), template
+
+
+class ChatTemplate:
+    """``<|user|> prompt <|assistant|> response <|end|>``, with the three markers as ids
+    ``first_id, first_id + 1, first_id + 2`` that no text can produce. ``pair(prompt, response)``
+    gives ``(prompt_ids, response_ids)`` for :func:`collate_sft`: the prompt part ends with
+    ``<|assistant|>``, the response part ends with ``<|end|>``, so the model learns to stop."""
+
+    def __init__(self, tokenizer, first_id: int) -> None:
+        if isinstance(tokenizer, (str, bytes)) or not callable(getattr(tokenizer, "encode", None)):
+            raise TypeError(f"ChatTemplate: tokenizer must have encode(text), got {type(tokenizer).__name__}")
+        self.tokenizer = tokenizer
+        first_id = check_int("first_id", first_id, min=0, who="ChatTemplate")
+        vocab = getattr(tokenizer, "vocab_size", None)
+        if isinstance(vocab, int) and not isinstance(vocab, bool) and first_id < vocab:
+            raise ValueError(f"ChatTemplate: first_id={first_id} is an id of the tokenizer (0..{vocab - 1}): the "
+                             f"markers would collide with text; use first_id >= {vocab}")
+        self.user_id, self.assistant_id, self.end_id = first_id, first_id + 1, first_id + 2
+
+    def prompt(self, text: str) -> list[int]:
+        check_str("text", text, who="ChatTemplate.prompt")
+        return [self.user_id] + self.tokenizer.encode(text) + [self.assistant_id]
+
+    def response(self, text: str) -> list[int]:
+        check_str("text", text, nonempty=True, who="ChatTemplate.response")
+        return self.tokenizer.encode(text) + [self.end_id]
+
+    def pair(self, prompt: str, response: str) -> tuple[list[int], list[int]]:
+        return self.prompt(prompt), self.response(response)
+
+
+def rank_responses(model: nn.Module, prompt_ids: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
+                   *, batch_size: int = 64) -> torch.Tensor:
+    """``(N, K)`` float64: ``log p(candidate_k | prompt_n)`` summed over the candidate's tokens,
+    for every prompt and each of the ``K`` candidate responses; ``.argmax(1)`` is the answer the
+    model ranks first. Scoring the answers we accept, instead of decoding freely, measures what
+    the model knows even when its free text would not match a string exactly."""
+    from lmlib.evaluation import sequence_log_likelihood
+
+    _check_lm(model, "rank_responses")
+    prompts = [_as_ids(p, f"prompt_ids[{i}]") for i, p in enumerate(check_sequence("prompt_ids", prompt_ids,
+                                                                                   nonempty=True, who="rank_responses"))]
+    cands = [_as_ids(c, f"candidates[{k}]") for k, c in enumerate(check_sequence("candidates", candidates,
+                                                                                 nonempty=True, who="rank_responses"))]
+    if any(not p for p in prompts) or any(not c for c in cands):
+        raise ValueError("rank_responses: prompts and candidates must be non-empty")
+    vocab = model.config.vocab_size
+    for what, lists in (("prompt_ids", prompts), ("candidates", cands)):
+        for i, ids in enumerate(lists):
+            if max(ids) >= vocab:
+                raise ValueError(f"rank_responses: {what}[{i}] holds id {max(ids)}, outside the model's "
+                                 f"vocabulary 0..{vocab - 1}")
+    longest = max(len(p) for p in prompts) + max(len(c) for c in cands)
+    if longest > model.config.block_size + 1:
+        raise ValueError(f"rank_responses: prompt + candidate needs {longest} tokens; the context window is "
+                         f"{model.config.block_size}")
+    seqs = [p + c for p in prompts for c in cands]
+    starts = [len(p) for p in prompts for _ in cands]
+    scores = sequence_log_likelihood(model, seqs, starts=starts, batch_size=batch_size)
+    return scores.view(len(prompts), len(cands))

@@ -46,7 +46,7 @@ from lmlib.data import GENRES, Split, load_play, split_plays
 from lmlib.validation import check_bool, check_choice, check_float, check_int, check_sequence, check_str
 
 __all__ = ["GENRE_GROUPS", "Example", "LabelledDataset", "genre_of", "play_chunks", "genre_dataset",
-           "shuffle_words", "shuffled_lines_dataset", "speaker_pairs"]
+           "shuffle_words", "shuffled_lines_dataset", "shuffled_pairs", "speaker_pairs"]
 
 GENRE_GROUPS: dict[str, tuple[str, ...]] = {
     "comedy": ("comedies", "problems", "romances"),
@@ -239,25 +239,39 @@ def genre_dataset(part: str, *, split: Split | None = None, merge: bool = True, 
     return LabelledDataset(examples, class_names)
 
 
-def shuffle_words(line: str, rng: random.Random) -> str:
+def shuffle_words(line: str, rng: random.Random, *, keep_ends: bool = False) -> str:
     """The words of ``line`` (split at white space) in a random order that differs from the
-    original one. Raises ``ValueError`` when no different order exists (fewer than two distinct
-    words)."""
+    original one. With ``keep_ends`` the first and the last word stay in place and only the
+    interior words move, so the capital letter at the start and the punctuation at the end are
+    those of the real line. Raises ``ValueError`` when no different order exists (fewer than
+    two distinct words that may move)."""
     check_str("line", line, who="shuffle_words")
     if not isinstance(rng, random.Random):
         raise TypeError(f"shuffle_words: rng must be a random.Random, got {type(rng).__name__}")
+    check_bool("keep_ends", keep_ends, who="shuffle_words")
     words = line.split()
-    if len(set(words)) < 2:
-        raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words")
+    head, mid, tail = ([words[0]], words[1:-1], [words[-1]]) if keep_ends and len(words) >= 2 else ([], words, [])
+    if len(set(mid)) < 2:
+        raise ValueError(f"cannot shuffle {line!r}: it needs at least two different words"
+                         f"{' between its first and last word' if keep_ends else ''}")
     while True:
-        perm = words[:]
+        perm = mid[:]
         rng.shuffle(perm)
-        if perm != words:
-            return " ".join(perm)
+        if perm != mid:
+            return " ".join(head + perm + tail)
+
+
+def _usable_lines(name: str, min_words: int, max_chars: int, keep_ends: bool) -> list[str]:
+    def movable(ln: str) -> list[str]:
+        w = ln.split()
+        return w[1:-1] if keep_ends else w
+    return [ln for ln in _spoken_lines(name)
+            if len(ln.split()) >= min_words and len(ln) <= max_chars and len(set(movable(ln))) >= 2]
 
 
 def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: int = 6, max_chars: int = 100,
-                           max_per_play: int | None = None, seed: int = 0) -> LabelledDataset:
+                           max_per_play: int | None = None, seed: int = 0, keep_ends: bool = False
+                           ) -> LabelledDataset:
     """Lines of speech labelled ``1`` (real) or ``0`` (the same words shuffled), from the plays
     of one part (``"train"``, ``"val"``, ``"test"``) of ``split`` (default ``split_plays(0)``).
 
@@ -267,6 +281,8 @@ def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: 
     alternately kept as they are and shuffled (:func:`shuffle_words`), so each line appears
     once, in one of the two forms, and the labels are balanced within one example per play.
     Everything is drawn from ``random.Random(seed)``; the examples keep the play's line order.
+    ``keep_ends`` shuffles only the interior words (:func:`shuffle_words`), which removes the
+    cues of a capital first letter and final punctuation.
     """
     if isinstance(min_words, bool) or not isinstance(min_words, int) or min_words < 2:
         raise ValueError(f"min_words must be an int >= 2 (a shuffle needs two words), got {min_words!r}")
@@ -276,6 +292,7 @@ def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: 
                                      or max_per_play < 2):
         raise ValueError(f"max_per_play must be None or an int >= 2, got {max_per_play!r}")
     check_int("seed", seed, who="shuffled_lines_dataset")
+    check_bool("keep_ends", keep_ends, who="shuffled_lines_dataset")
     _check_part_args(part, split, "shuffled_lines_dataset")
     split = split if split is not None else split_plays(0)
     plays = split[part]
@@ -284,19 +301,47 @@ def shuffled_lines_dataset(part: str, *, split: Split | None = None, min_words: 
     rng = random.Random(seed)
     examples = []
     for name in plays:
-        lines = [ln for ln in _spoken_lines(name)
-                 if len(ln.split()) >= min_words and len(ln) <= max_chars and len(set(ln.split())) >= 2]
+        lines = _usable_lines(name, min_words, max_chars, keep_ends)
         keep = list(range(len(lines)))
         if max_per_play is not None and len(keep) > max_per_play:
             keep = rng.sample(keep, max_per_play)
         rng.shuffle(keep)
         real = {i for j, i in enumerate(keep) if j % 2 == 0}
         for i in sorted(keep):
-            text = lines[i] if i in real else shuffle_words(lines[i], rng)
+            text = lines[i] if i in real else shuffle_words(lines[i], rng, keep_ends=keep_ends)
             examples.append(Example(text, int(i in real), name))
     if not examples:
         raise ValueError(f"no line of the {part!r} plays has >= {min_words} words and <= {max_chars} characters")
     return LabelledDataset(examples, ("shuffled", "real"))
+
+
+def shuffled_pairs(part: str, *, split: Split | None = None, min_words: int = 6, max_chars: int = 100,
+                   max_per_play: int | None = None, seed: int = 0, keep_ends: bool = True
+                   ) -> list[tuple[str, str, str]]:
+    """``(real_line, its_shuffle, play)`` triples from the plays of one part of ``split``: the
+    same usable lines as :func:`shuffled_lines_dataset`, each with one shuffle of its own words
+    (interior words only with ``keep_ends``). For the paired test "is the real line more likely
+    than its shuffle?", which needs neither labels nor a threshold."""
+    if isinstance(min_words, bool) or not isinstance(min_words, int) or min_words < 2:
+        raise ValueError(f"min_words must be an int >= 2 (a shuffle needs two words), got {min_words!r}")
+    check_int("max_chars", max_chars, min=1, who="shuffled_pairs")
+    if max_per_play is not None:
+        check_int("max_per_play", max_per_play, min=1, who="shuffled_pairs")
+    check_int("seed", seed, who="shuffled_pairs")
+    check_bool("keep_ends", keep_ends, who="shuffled_pairs")
+    _check_part_args(part, split, "shuffled_pairs")
+    split = split if split is not None else split_plays(0)
+    rng = random.Random(seed)
+    out = []
+    for name in split[part]:
+        lines = _usable_lines(name, min_words, max_chars, keep_ends)
+        keep = list(range(len(lines)))
+        if max_per_play is not None and len(keep) > max_per_play:
+            keep = sorted(rng.sample(keep, max_per_play))
+        out += [(lines[i], shuffle_words(lines[i], rng, keep_ends=keep_ends), name) for i in keep]
+    if not out:
+        raise ValueError(f"no line of the {part!r} plays has >= {min_words} words and <= {max_chars} characters")
+    return out
 
 
 def speaker_pairs(play_name: str = "hamlet", *, top_k: int = 4, max_line_chars: int = 60, test_fraction: float = 0.25,

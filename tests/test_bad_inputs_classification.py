@@ -47,6 +47,13 @@ BATCH_ARGS = {"input_ids": Ids(vocab_size=V), "attention_mask": Custom(MASKS + [
               "labels": Custom(LABELS)}
 
 
+def _features_batch():
+    return {k: v for k, v in _batch().items() if k != "labels"}
+
+
+FEATURE_ARGS = {k: v for k, v in BATCH_ARGS.items() if k != "labels"}
+
+
 def _x():
     return torch.rand(4, 5)
 
@@ -80,6 +87,16 @@ SPECS = [
              "pooling": Str(choices=("cls", "pooler", "mean")), "dropout": Float(min=0.0, max=1.0, max_open=True),
              "hidden_size": Int(min=1, nullable=True)}),
     Fn("lmlib.classification.BertClassifier.forward", valid=_batch, call=_bert_fwd, args=BATCH_ARGS),
+    Fn("lmlib.classification.GPTClassifier.features", valid=_features_batch,
+       call=lambda **kw: C.GPTClassifier(_gpt(), 3).features(**kw), args=FEATURE_ARGS,
+       cases=[Case("empty", lambda: C.GPTClassifier(_gpt(), 3).features(torch.zeros(0, 3, dtype=torch.long)),
+                   "empty batch"),
+              Case("too_long", lambda: C.GPTClassifier(_gpt(), 3).features(torch.ones(1, 9, dtype=torch.long)),
+                   "block_size"),
+              Case("lm_score_bad_mask", lambda: C.GPTClassifier(_gpt(), 3, pooling="lm-score").features(
+                  torch.tensor([[1, 2, 3]]), torch.tensor([[0, 1, 1]])), "attention_mask")]),
+    Fn("lmlib.classification.BertClassifier.features", valid=_features_batch,
+       call=lambda **kw: C.BertClassifier(_bert(), 3, pooling="cls").features(**kw), args=FEATURE_ARGS),
     Fn("lmlib.classification.encode_classification_batch",
        valid=lambda: dict(token_lists=[[1, 2], [3]], labels=[0, 1], pad_id=0, max_len=4, num_classes=2),
        args={"token_lists": Custom(TOKENS), "labels": Custom([(k, v) for k, v in LABELS if k != "out_of_range"]

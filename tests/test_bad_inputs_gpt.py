@@ -75,6 +75,12 @@ SPECS = [
            _cache_case("cache_batch_mismatch", torch.zeros(2, 1, dtype=torch.long), "do not match"),
            Case("caches_of_different_lengths", _uneven_caches(), "kv_caches"),
        ]),
+    Fn("lmlib.gpt.GPT.hidden_states", valid=lambda: dict(idx=torch.tensor([[1, 2, 3], [4, 5, 6]])),
+       call=lambda idx: _model().hidden_states(idx),
+       args={"idx": Ids(vocab_size=V)},
+       cases=[Case("empty", lambda: _model().hidden_states(torch.zeros(1, 0, dtype=torch.long)), "idx"),
+              Case("float_ids", lambda: _model().hidden_states(torch.ones(1, 3)), "idx"),
+              Case("too_long", lambda: _model().hidden_states(torch.zeros(1, 9, dtype=torch.long)), "block_size")]),
 ]
 
 test_bad_input = make_test(SPECS)

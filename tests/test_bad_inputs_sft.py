@@ -63,4 +63,62 @@ SPECS = [
        cases=[Case("empty", lambda: exact_match(_model(), _encode, _decode, []), "at least one pair")]),
 ]
 
+
+# --- chat template, growing the vocabulary, ranking answers ---------------------------------
+
+from lmlib import sft as S  # noqa: E402
+from lmlib.tokenizers import CharTokenizer  # noqa: E402
+
+TOK = CharTokenizer(list("abcdefghij"))       # 10 ids
+
+
+class _NoVocab:
+    def encode(self, text):
+        return [ord(c) % 7 for c in text]
+
+
+def _chat():
+    return S.ChatTemplate(TOK, 10)
+
+
+def _state(kw):
+    m = kw.get("gpt", kw.get("model"))
+    return {k: v.clone() for k, v in m.state_dict().items()} if isinstance(m, torch.nn.Module) else None
+
+
+def _gpt10():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=8))
+
+
+GPTS = Custom([("str", "gpt"), ("none", None), ("linear", torch.nn.Linear(2, 2)), ("int", 3)])
+ID_LISTS = [("str", "abc"), ("int", 3), ("empty", []), ("none", None), ("flat_ids", [1, 2]),
+            ("float_ids", [[1.5, 2.0]]), ("negative", [[1, -1]]), ("out_of_vocab", [[1, V]]), ("empty_item", [[1], []]),
+            ("strs", ["ab"])]
+
+SPECS += [
+    Fn("lmlib.sft.ChatTemplate", valid=lambda: dict(tokenizer=TOK, first_id=10),
+       args={"tokenizer": Custom([("str", "tok"), ("none", None), ("int", 3)]), "first_id": Int(min=0)},
+       cases=[Case("collides_with_text", lambda: S.ChatTemplate(TOK, 8), "first_id")]),
+    Fn("lmlib.sft.ChatTemplate.prompt", valid=lambda: dict(text="abc"), call=lambda text: _chat().prompt(text),
+       args={"text": Str()}),
+    Fn("lmlib.sft.ChatTemplate.response", valid=lambda: dict(text="abc"), call=lambda text: _chat().response(text),
+       args={"text": Str(nonempty=True)}),
+    Fn("lmlib.sft.ChatTemplate.pair", valid=lambda: dict(prompt="ab", response="c"),
+       call=lambda prompt, response: _chat().pair(prompt, response),
+       args={"prompt": Str(), "response": Str(nonempty=True)}, aliases={"prompt": ["text"], "response": ["text"]}),
+    Fn("lmlib.sft.grow_vocabulary", valid=lambda: dict(gpt=_gpt10(), n_new=3),
+       args={"gpt": GPTS, "n_new": Int(min=1)}, snapshot=_state),
+    Fn("lmlib.sft.add_chat_tokens", valid=lambda: dict(gpt=_gpt10(), tokenizer=TOK),
+       args={"gpt": GPTS, "tokenizer": Custom([("str", "tok"), ("none", None), ("no_vocab_size", _NoVocab())])},
+       snapshot=_state,
+       cases=[Case("vocab_mismatch", lambda: S.add_chat_tokens(_model(), TOK), "tokenizer")]),
+    Fn("lmlib.sft.rank_responses",
+       valid=lambda: dict(model=_model(), prompt_ids=[[1, 2], [3]], candidates=[[4], [5, 6]], batch_size=2),
+       args={"model": Custom([("module_without_config", torch.nn.Linear(2, 2)), ("str", "gpt"), ("none", None)]),
+             "prompt_ids": Custom(ID_LISTS), "candidates": Custom(ID_LISTS), "batch_size": Int(min=1)},
+       aliases={"prompt_ids": ["prompts"], "candidates": ["candidates"]}, snapshot=_state,
+       cases=[Case("too_long", lambda: S.rank_responses(_model(), [[1] * 6], [[2] * 4]), "context window")]),
+]
+
 test_bad_input = make_test(SPECS)

@@ -116,3 +116,79 @@ def test_logistic_regression_sparse_equals_dense_and_fits_separable_data():
     assert (logits_sparse.argmax(-1) == y).all()
     with pytest.raises(ValueError):
         LogisticRegression(3, 2)(torch.zeros(2, 4))
+
+
+# --- features: what the head reads --------------------------------------------------------
+
+def _manual_gpt_hidden(gpt, idx):
+    x = gpt.drop(gpt.wte(idx) + gpt.wpe(torch.arange(idx.shape[1])))
+    for block in gpt.blocks:
+        x = block(x, is_causal=True)
+    return gpt.ln_f(x)
+
+
+def test_gpt_hidden_states_match_the_written_out_forward_path():
+    gpt = _gpt().eval()
+    x = torch.randint(0, 30, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(gpt_hidden_states(gpt, x), _manual_gpt_hidden(gpt, x), atol=1e-6)
+        assert torch.equal(gpt_hidden_states(gpt, x), gpt.hidden_states(x))
+
+
+def _padded_batch():
+    return encode_classification_batch([[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]], None, pad_id=0, max_len=16)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_gpt_features_are_the_heads_input(pooling):
+    clf = GPTClassifier(_gpt(), 3, pooling=pooling, dropout=0.3).eval()
+    b = _padded_batch()
+    with torch.no_grad():
+        f = clf.features(**b)
+        logits, _ = clf(**b)
+        assert f.shape == (3, 16)
+        assert torch.allclose(clf.head(f), logits, atol=1e-6)
+        h = _manual_gpt_hidden(clf.gpt, b["input_ids"])
+        lengths = b["attention_mask"].sum(1)
+        for i, n in enumerate(lengths.tolist()):
+            want = h[i, n - 1] if pooling == "last" else h[i, :n].mean(0)
+            assert torch.allclose(f[i], want, atol=1e-5)
+
+
+def test_gpt_lm_score_feature_is_the_mean_next_token_log_probability():
+    clf = GPTClassifier(_gpt(), 2, pooling="lm-score").eval()
+    b = _padded_batch()
+    with torch.no_grad():
+        f = clf.features(**b)
+        assert f.shape == (3, 1)
+        assert torch.allclose(clf.head(f), clf(**b)[0], atol=1e-6)
+        for i, seq in enumerate([[1, 2, 3, 4, 5], [6, 7], [8, 9, 10]]):
+            logp = torch.log_softmax(clf.gpt(torch.tensor([seq]))[0][0], -1)
+            want = sum(float(logp[t - 1, seq[t]]) for t in range(1, len(seq))) / (len(seq) - 1)
+            assert float(f[i, 0]) == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "mean"])
+def test_bert_features_are_the_heads_input(pooling):
+    torch.manual_seed(0)
+    bert = BertForMaskedLM(BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=32, max_position_embeddings=16)).bert
+    clf = BertClassifier(bert, 3, pooling=pooling, dropout=0.5).eval()
+    b = _padded_batch()
+    with torch.no_grad():
+        f = clf.features(**b)
+        logits, _ = clf(**b)
+        assert f.shape == (3, 16)
+        assert torch.allclose(clf.head(f), logits, atol=1e-6)
+        hidden, pooled = bert(b["input_ids"], token_type_ids=None, attention_mask=b["attention_mask"])
+        want = {"cls": hidden[:, 0], "pooler": pooled,
+                "mean": torch.stack([hidden[i, :n].mean(0) for i, n in enumerate(b["attention_mask"].sum(1).tolist())])}
+        assert torch.allclose(f, want[pooling], atol=1e-5)
+
+
+def test_features_check_the_batch_like_forward():
+    clf = GPTClassifier(_gpt(), 3)
+    with pytest.raises(ValueError, match="input_ids"):
+        clf.features(torch.tensor([[1, 30]]))
+    with pytest.raises(ValueError, match="attention_mask"):
+        clf.features(torch.tensor([[1, 2]]), torch.tensor([[0, 1]]))

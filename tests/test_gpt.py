@@ -154,3 +154,37 @@ def test_overfits_one_batch(one_thread):
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+# --- hidden_states: the final hidden states before lm_head ---------------------------------
+
+def _manual_hidden(m, idx):
+    """The GPT-2 path written out: embeddings + positions, the blocks, the final LayerNorm."""
+    x = m.drop(m.wte(idx) + m.wpe(torch.arange(idx.shape[1])))
+    for block in m.blocks:
+        x = block(x, is_causal=True)
+    return m.ln_f(x)
+
+
+def test_hidden_states_give_the_logits_exactly():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8)).eval()
+    idx = torch.randint(0, 11, (3, 16))
+    with torch.no_grad():
+        h = m.hidden_states(idx)
+        logits, _ = m(idx)
+        assert h.shape == (3, 16, 8)
+        assert torch.equal(m.lm_head(h), logits)
+        assert torch.allclose(h, _manual_hidden(m, idx), atol=1e-6)
+        # causal: the states of a prefix do not depend on what follows
+        assert torch.allclose(m.hidden_states(idx[:, :5]), h[:, :5], atol=1e-6)
+
+
+def test_hidden_states_check_their_input_like_forward():
+    m = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ValueError, match="block_size"):
+        m.hidden_states(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match="idx"):
+        m.hidden_states(torch.tensor([[1, 11]]))
+    with pytest.raises(TypeError, match="idx"):
+        m.hidden_states(torch.zeros(1, 3))

@@ -129,3 +129,114 @@ def test_shuffled_lines_bad_input():
         shuffled_lines_dataset("dev", split=split)
     with pytest.raises(ValueError, match="no line"):
         shuffled_lines_dataset("train", split=split, min_words=6, max_chars=5)
+
+
+# --- keep_ends: only the interior words move -------------------------------------------------
+
+from lmlib.tasks import shuffled_pairs  # noqa: E402
+
+
+def _is_interior_shuffle(original: str, shuffled: str) -> bool:
+    o, s = original.split(), shuffled.split()
+    return (o[0] == s[0] and o[-1] == s[-1] and sorted(o[1:-1]) == sorted(s[1:-1]) and o[1:-1] != s[1:-1])
+
+
+def test_shuffle_words_keep_ends_moves_only_the_interior():
+    rng = _random.Random(0)
+    line = "Now is the winter of our discontent,"
+    seen = set()
+    for _ in range(30):
+        s = shuffle_words(line, rng, keep_ends=True)
+        assert _is_interior_shuffle(line, s)
+        seen.add(s)
+    assert len(seen) > 5                                 # a random order, not one fixed permutation
+    assert shuffle_words("A b c d.", _random.Random(1), keep_ends=True) == "A c b d."   # the only other order
+    with pytest.raises(ValueError):
+        shuffle_words("A b c.", _random.Random(1), keep_ends=True)                 # one interior word
+    # keep_ends=False is the default and draws the same permutations as before
+    assert [shuffle_words(line, _random.Random(7)) for _ in range(3)] == \
+        [shuffle_words(line, _random.Random(7), keep_ends=False) for _ in range(3)]
+
+
+@pytest.mark.parametrize("line", ["To be be, sir", "Ay me", "Alas", "O O O O", "Go go go now"])
+def test_shuffle_words_keep_ends_needs_two_different_interior_words(line):
+    words = line.split()
+    if len(set(words[1:-1])) >= 2:
+        assert _is_interior_shuffle(line, shuffle_words(line, _random.Random(0), keep_ends=True))
+    else:
+        with pytest.raises(ValueError, match="between its first and last word"):
+            shuffle_words(line, _random.Random(0), keep_ends=True)
+
+
+PLAY = "the-comedy-of-errors"
+
+
+def _usable_reference(play, min_words, max_chars, keep_ends):
+    """Spoken lines of a play (no speaker names, no bracketed stage directions) that a shuffle can
+    change, written out from the play's speeches."""
+    out = []
+    for speech in data.load_play(play).speeches():
+        for ln in speech.body.split("\n"):
+            ln = ln.strip()
+            if not ln or (ln.startswith("[") and ln.endswith("]")):
+                continue
+            w = ln.split()
+            movable = w[1:-1] if keep_ends else w
+            if len(w) >= min_words and len(ln) <= max_chars and len(set(movable)) >= 2:
+                out.append(ln)
+    return out
+
+
+def test_shuffled_lines_keep_ends_keeps_the_surface_cues():
+    from lmlib.baselines import surface_cues
+
+    split = data.Split(train=(PLAY,), val=(), test=())
+    ds = shuffled_lines_dataset("train", split=split, max_per_play=80, seed=2, keep_ends=True)
+    lines = _usable_reference(PLAY, 6, 100, True)
+    assert ds.class_counts()["real"] == ds.class_counts()["shuffled"] == 40
+    by_ends = {}
+    for ln in lines:
+        by_ends.setdefault((ln.split()[0], ln.split()[-1]), []).append(ln)
+    for e in ds.examples:
+        if e.label == 1:
+            assert e.text in lines
+        else:
+            w = e.text.split()
+            assert any(_is_interior_shuffle(o, e.text) for o in by_ends[(w[0], w[-1])])
+            assert surface_cues(e.text) in {surface_cues(o) for o in by_ends[(w[0], w[-1])]}
+    again = shuffled_lines_dataset("train", split=split, max_per_play=80, seed=2, keep_ends=True)
+    assert again.examples == ds.examples
+    # the default is keep_ends=False
+    assert shuffled_lines_dataset("train", split=split, max_per_play=20, seed=2).examples == \
+        shuffled_lines_dataset("train", split=split, max_per_play=20, seed=2, keep_ends=False).examples
+
+
+@pytest.mark.parametrize("keep_ends", [True, False])
+def test_shuffled_pairs_shuffle_the_words_of_each_real_line(keep_ends):
+    split = data.Split(train=(), val=(PLAY,), test=())
+    pairs = shuffled_pairs("val", split=split, keep_ends=keep_ends, seed=0)
+    assert [p[0] for p in pairs] == _usable_reference(PLAY, 6, 100, keep_ends)   # every usable line, in order
+    for real, shuf, play in pairs:
+        assert play == PLAY
+        assert sorted(real.split()) == sorted(shuf.split()) and real.split() != shuf.split()
+        if keep_ends:
+            assert _is_interior_shuffle(real, shuf)
+    assert shuffled_pairs("val", split=split, keep_ends=keep_ends, seed=0) == pairs
+    assert shuffled_pairs("val", split=split, keep_ends=keep_ends, seed=1) != pairs
+
+
+def test_shuffled_pairs_max_per_play_keeps_a_sample_in_play_order():
+    s = data.split_plays(0)
+    split = data.Split(train=(), val=(), test=s.test[:2])
+    pairs = shuffled_pairs("test", split=split, max_per_play=15, seed=3, min_words=5, max_chars=80)
+    assert len(pairs) == 30
+    for play in s.test[:2]:
+        reals = [p[0] for p in pairs if p[2] == play]
+        usable = _usable_reference(play, 5, 80, True)
+        assert len(reals) == 15
+        it = iter(usable)
+        assert all(r in it for r in reals)                           # a subsequence: the play's order
+    with pytest.raises(ValueError, match="no line"):
+        shuffled_pairs("test", split=split, max_chars=5)
+    with pytest.raises(ValueError, match="part"):
+        shuffled_pairs("dev", split=split)
