@@ -20,7 +20,7 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps clean
+.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
@@ -28,6 +28,7 @@ help:
 	@echo "make notebooks - re-execute every notebook in place (refresh the committed outputs)"
 	@echo "make models - retrain the zoo's pretrained models (lmlib/models/; about 15 minutes each on 2 cores)"
 	@echo "make sweeps - rerun the sweeps that chose the zoo's recipes (lmlib/models/sweeps/)"
+	@echo "make experiments - rerun chapter 7's fine-tuning experiments (lmlib/models/experiments/)"
 
 # The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -74,6 +75,12 @@ models: install
 SWEEPS ?= $(wildcard configs/sweeps/*.json)
 sweeps: install
 	for s in $(SWEEPS); do $(BIN)/python scripts/sweep.py $$s || exit 1; done
+
+# Chapter 7's fine-tuning experiments (lmlib/models/experiments/; about 3 hours on one shared core)
+EXPERIMENTS ?= shuffle lmscore genre strategies sft
+experiments: install
+	for e in $(EXPERIMENTS); do $(BIN)/python scripts/finetune_experiments.py $$e --threads 1 || exit 1; done
+	$(BIN)/python scripts/finetune_experiments.py sft --all-words --threads 1
 
 clean:
 	rm -rf _build
