@@ -159,18 +159,16 @@ class GPT(nn.Module):
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """The final hidden states ``(B, T, n_embd)``, after ``ln_f`` and before ``lm_head``: what
-        a classification head reads. ``lm_head(hidden_states(idx))`` are the logits."""
-        self._check_inputs(idx, None, None)
-        return self._hidden(idx, None)
-
-    def _hidden(self, idx: torch.Tensor, kv_caches: list[KVCache] | None) -> torch.Tensor:
-        T = idx.shape[1]
-        offset = 0 if kv_caches is None else kv_caches[0].length              # positions already cached
-        pos = torch.arange(offset, offset + T, device=idx.device)             # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))                          # (B, T, C)
-        for i, block in enumerate(self.blocks):
-            x = block(x, is_causal=True, kv_cache=None if kv_caches is None else kv_caches[i])
-        return self.ln_f(x)                                                   # (B, T, C)
+        a classification head reads. They are taken from :meth:`forward` itself (the output of
+        ``ln_f`` is captured on the way), so a head reads exactly what the LM head reads, and
+        ``lm_head(hidden_states(idx))`` are the logits."""
+        captured = []
+        hook = self.ln_f.register_forward_hook(lambda module, args, out: captured.append(out))
+        try:
+            self(idx)
+        finally:
+            hook.remove()
+        return captured[0]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 kv_caches: list[KVCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -181,7 +179,13 @@ class GPT(nn.Module):
         """
         self._check_inputs(idx, targets, kv_caches)
         B, T = idx.shape
-        logits = self.lm_head(self._hidden(idx, kv_caches))                   # (B, T, V)
+        offset = 0 if kv_caches is None else kv_caches[0].length              # positions already cached
+        pos = torch.arange(offset, offset + T, device=idx.device)             # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))                          # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, is_causal=True, kv_cache=None if kv_caches is None else kv_caches[i])
+        x = self.ln_f(x)
+        logits = self.lm_head(x)                                              # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
