@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -431,7 +430,7 @@ ANSWERS = (" no", " yes")          # label 0 = shuffled, 1 = real
 
 
 def exp_sft(args) -> dict:
-    from lmlib.sft import add_chat_tokens, collate_sft, exact_match, rank_responses, sft_batches
+    from lmlib.sft import add_chat_tokens, rank_responses, sft_batches
     from lmlib.training import TrainConfig, train
 
     split = ft.finetune_split()
