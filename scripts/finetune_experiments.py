@@ -504,7 +504,8 @@ def exp_sft(args) -> dict:
 def save(args, name: str, res: dict) -> None:
     out = Path(args.out) if args.out else OUT
     out.mkdir(parents=True, exist_ok=True)
-    res = {**res, "command": f"python scripts/finetune_experiments.py {name}", "torch": torch.__version__,
+    command = " ".join(["python scripts/finetune_experiments.py", args.experiment] + (["--all-words"] if args.all_words else []))
+    res = {**res, "command": command, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "hardware": zoo.hardware()}
     (out / f"ch07-{name}.json").write_text(json.dumps(res, separators=(",", ":")) + "\n")
 
