@@ -192,3 +192,11 @@ def test_features_check_the_batch_like_forward():
         clf.features(torch.tensor([[1, 30]]))
     with pytest.raises(ValueError, match="attention_mask"):
         clf.features(torch.tensor([[1, 2]]), torch.tensor([[0, 1]]))
+
+
+def test_gpt_lm_score_of_a_sequence_does_not_depend_on_padding():
+    clf = GPTClassifier(_gpt(), 2, pooling="lm-score").eval()
+    with torch.no_grad():
+        alone = clf.features(**encode_classification_batch([[3, 4, 5]], None, pad_id=0, max_len=16))
+        padded = clf.features(**encode_classification_batch([[3, 4, 5], [1] * 12], None, pad_id=0, max_len=16))
+    assert torch.allclose(alone[0], padded[0], atol=1e-6)
