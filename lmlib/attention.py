@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from lmlib.embeddings import RotaryEmbedding
 from lmlib.validation import check_bool, check_finite, check_float, check_int, check_tensor, check_device
 
 __all__ = [
@@ -437,15 +438,26 @@ class MultiHeadAttention(nn.Module):
     columns ``h*d_head:(h+1)*d_head`` of the projected queries/keys/values, ``d_head =
     d_model // n_heads``. ``use_fused`` selects PyTorch's fused kernel (also in training, with
     dropout); ``need_weights=True`` always takes the explicit path, which returns the weights.
+
+    ``rope_base`` (a float, e.g. ``10000.0``) turns on rotary position embedding: after the heads
+    are split, the queries and keys (never the values) of every head are rotated by their
+    positions with :class:`lmlib.embeddings.RotaryEmbedding` (rotate-half layout). Positions
+    start at ``kv_cache.length`` when a cache is given, so cached decoding sees the same positions
+    as a full forward pass. RoPE is for self-attention: queries and keys must share positions.
     """
 
     def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True,
-                 use_fused: bool = True) -> None:
+                 use_fused: bool = True, rope_base: float | None = None) -> None:
         super().__init__()
         _check_heads(d_model, n_heads, "MultiHeadAttention")
         check_float("dropout", dropout, min=0.0, max=1.0, max_open=True, who="MultiHeadAttention")
         check_bool("bias", bias, who="MultiHeadAttention")
         check_bool("use_fused", use_fused, who="MultiHeadAttention")
+        if rope_base is not None:
+            check_float("rope_base", rope_base, min=0.0, min_open=True, who="MultiHeadAttention")
+            if (d_model // n_heads) % 2:
+                raise ValueError(f"MultiHeadAttention: rope_base needs an even head size, got "
+                                 f"d_model // n_heads = {d_model // n_heads}")
         self.d_model = d_model
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
@@ -455,10 +467,12 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.rotary = None if rope_base is None else RotaryEmbedding(self.d_head, base=float(rope_base))
 
     def extra_repr(self) -> str:
+        rope = "" if self.rotary is None else f", rope_base={self.rotary.base:g}"
         return (f"d_model={self.d_model}, n_heads={self.n_heads}, d_head={self.d_head}, "
-                f"dropout={self.dropout}, use_fused={self.use_fused}")
+                f"dropout={self.dropout}, use_fused={self.use_fused}{rope}")
 
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -487,6 +501,9 @@ class MultiHeadAttention(nn.Module):
                 raise TypeError(f"{who}: kv_cache must be a KVCache, got {type(kv_cache).__name__}")
             if key is not None:
                 raise ValueError(f"{who}: kv_cache is supported for self-attention only (key=value=None)")
+        if self.rotary is not None and key is not None:
+            raise ValueError(f"{who}: RoPE (rope_base) is for self-attention only (key=value=None): "
+                             "queries and keys of a cross-attention have no common positions")
         B, t_q = query.shape[:2]
         t_k = (t_q if key is None else key.shape[1]) + (0 if kv_cache is None else kv_cache.length)
         if is_causal and t_k < t_q:
@@ -561,6 +578,9 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.q_proj(query))  # (B, nh, T_q, hs)
         k = self._split_heads(self.k_proj(key))    # (B, nh, T_k, hs)
         v = self._split_heads(self.v_proj(value))  # (B, nh, T_k, hs)
+        if self.rotary is not None:                # rotate queries and keys by their positions
+            start = 0 if kv_cache is None else kv_cache.length
+            q, k = self.rotary(q, offset=start), self.rotary(k, offset=start)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)           # (B, nh, T_cached + T_q, hs)
         mask = self._merge_masks(attn_mask, key_padding_mask, B, t_q, k.shape[-2], q.dtype)

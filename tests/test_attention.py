@@ -735,3 +735,81 @@ def test_plot_attention_grid_and_errors():
         plot_attention(w[0], list("abcd"), head_titles=["one"])
     with pytest.raises(ValueError, match="layers, heads"):
         plot_attention(torch.rand(1, 2, 3, 4, 4))
+
+
+# --------------------------------------------------------------------------------------------
+# RoPE inside multi-head attention
+# --------------------------------------------------------------------------------------------
+
+def _rotation(p: int, hs: int, base: float) -> torch.Tensor:
+    """The (hs, hs) matrix that RoPE applies at position p, built pair by pair: dimension j and
+    j + hs/2 are rotated together by the angle p * base^(-2j/hs) (the rotate-half layout)."""
+    R = torch.zeros(hs, hs, dtype=torch.float64)
+    half = hs // 2
+    for j in range(half):
+        a = p * base ** (-2 * j / hs)
+        c, s = math.cos(a), math.sin(a)
+        R[j, j], R[j, j + half] = c, -s
+        R[j + half, j], R[j + half, j + half] = s, c
+    return R
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_rope_matches_rotation_matrices(causal):
+    torch.manual_seed(0)
+    d, nh, T, base = 12, 2, 5, 50.0
+    m = MultiHeadAttention(d, nh, rope_base=base).double().eval()   # RoPE itself rotates in float32
+    x = torch.randn(2, T, d, dtype=torch.float64)
+    hs = d // nh
+    q = m.q_proj(x).view(2, T, nh, hs).transpose(1, 2)
+    k = m.k_proj(x).view(2, T, nh, hs).transpose(1, 2)
+    v = m.v_proj(x).view(2, T, nh, hs).transpose(1, 2)
+    R = torch.stack([_rotation(p, hs, base) for p in range(T)])       # (T, hs, hs)
+    q = torch.einsum("tij,bhtj->bhti", R, q)
+    k = torch.einsum("tij,bhtj->bhti", R, k)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(hs)
+    if causal:
+        scores = scores.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool)), float("-inf"))
+    y = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(2, T, d)
+    expected = m.out_proj(y)
+    torch.testing.assert_close(m(x, is_causal=causal), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mha_rope_scores_depend_only_on_offsets():
+    """Shifting every position by the same amount (a cache of s dummy positions whose keys are
+    then masked out) leaves the output unchanged: RoPE scores see only m - n."""
+    torch.manual_seed(1)
+    m = MultiHeadAttention(16, 4, rope_base=1e4).double().eval()
+    x = torch.randn(1, 6, 16, dtype=torch.float64)
+    plain = m(x, is_causal=True)
+    cache = KVCache()
+    m(torch.randn(1, 3, 16, dtype=torch.float64), kv_cache=cache)     # positions 0..2, later masked
+    keep = torch.ones(6, 9, dtype=torch.bool)
+    keep[:, :3] = False
+    keep[:, 3:] = torch.tril(torch.ones(6, 6, dtype=torch.bool))
+    shifted = m(x, attn_mask=keep, kv_cache=cache)                    # the same tokens at 3..8
+    torch.testing.assert_close(shifted, plain, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(m(x.flip(1), is_causal=True).flip(1), plain)  # order still matters
+
+
+def test_mha_rope_cached_decoding_equals_full_pass():
+    torch.manual_seed(2)
+    m = MultiHeadAttention(16, 2, rope_base=500.0).eval()
+    x = torch.randn(2, 7, 16)
+    full = m(x, is_causal=True)
+    cache = KVCache()
+    steps = [m(x[:, :3], is_causal=True, kv_cache=cache)] + [m(x[:, t:t + 1], kv_cache=cache) for t in range(3, 7)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_mha_rope_off_is_unchanged_and_has_no_parameters():
+    torch.manual_seed(3)
+    plain = MultiHeadAttention(16, 2)
+    torch.manual_seed(3)
+    rope = MultiHeadAttention(16, 2, rope_base=1e4)
+    assert sum(p.numel() for p in rope.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert set(rope.state_dict()) == set(plain.state_dict())           # inv_freq is not persistent
+    x = torch.randn(1, 4, 16)
+    assert not torch.allclose(rope(x), plain(x))
+    x1 = torch.randn(1, 1, 16)                                         # one position: p = 0, no rotation
+    torch.testing.assert_close(rope(x1), plain(x1))
