@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from lmlib.blocks import EncoderLayer
 from lmlib.feedforward import ACTIVATIONS, get_activation
 from lmlib.attention import _check_features
+from lmlib.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from lmlib.normalization import LayerNorm
 from lmlib.validation import check_bool, check_choice, check_float, check_ids, check_int, check_tensor
 
@@ -76,17 +77,16 @@ class BertEmbeddings(nn.Module):
         _check_config(config, "BertEmbeddings")
         c = config
         self.config = c
-        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
-        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
-        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.word_embeddings = TokenEmbedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position_embeddings = LearnedPositionalEmbedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type_embeddings = TokenEmbedding(c.type_vocab_size, c.hidden_size)  # one row per segment
         self.norm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         _check_ids(self.config, input_ids, token_type_ids, "BertEmbeddings", token_types_required=True)
-        T = input_ids.shape[1]
-        pos = torch.arange(T, device=input_ids.device)                      # (T,)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        x = self.position_embeddings(self.word_embeddings(input_ids))       # tokens + positions (Chapter 2)
+        x = x + self.token_type_embeddings(token_type_ids)                  # + segments
         return self.dropout(self.norm(x))                                   # (B, T, H)
 
 

@@ -18,6 +18,13 @@ vectors ``(B, T, C)`` (``C = d_model = n_embd``):
 
 The additive modules take ``x: (B, T, C)`` and an ``offset`` (the position of ``x[:, 0]``, used
 with a KV cache) and return ``x`` plus the positions' vectors, same shape.
+
+These are the input layers of the course's models: :class:`lmlib.gpt.GPT` (``wte``, ``wpe``),
+:class:`lmlib.bert.BERT` (``word_embeddings``, ``position_embeddings``, ``token_type_embeddings``)
+and :class:`lmlib.transformer.Transformer` (scaled :class:`TokenEmbedding` plus
+:class:`SinusoidalPositionalEncoding`); :class:`lmlib.attention.MultiHeadAttention` applies
+:class:`RotaryEmbedding` when given ``rope_base``. The two tables are ``nn.Embedding`` subclasses,
+so a model's state holds exactly one ``weight`` per table.
 """
 
 from __future__ import annotations
@@ -54,29 +61,33 @@ def _check_sizes(who: str, **sizes: int) -> None:
         check_int(name, n, min=1, who=who)
 
 
-class TokenEmbedding(nn.Module):
-    """A lookup table of token vectors.
+class TokenEmbedding(nn.Embedding):
+    """A lookup table of token vectors (the ``wte`` of GPT, the ``word_embeddings`` of BERT).
 
     ``forward(idx: (B, T) int) -> (B, T, C)``: row ``idx[b, t]`` of ``weight: (vocab_size, C)``,
     multiplied by ``sqrt(C)`` when ``scale=True`` (as in "Attention Is All You Need", where the
-    same matrix is also the output layer). Ids out of range raise ``ValueError``.
+    same matrix is also the output layer). Ids out of range raise ``ValueError``. The row of
+    ``padding_idx`` (if given) starts at zero and receives no gradient. It is an ``nn.Embedding``,
+    so its state is the single tensor ``weight``, and an output layer can share it.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False):
-        super().__init__()
+    def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False, padding_idx: int | None = None):
         _check_sizes("TokenEmbedding", vocab_size=vocab_size, d_model=d_model)
         check_bool("scale", scale, who="TokenEmbedding")
+        if padding_idx is not None:
+            check_int("padding_idx", padding_idx, min=0, max=vocab_size - 1, who="TokenEmbedding")
+        super().__init__(vocab_size, d_model, padding_idx=padding_idx)
         self.vocab_size, self.d_model, self.scale = vocab_size, d_model, scale
-        self.embedding = nn.Embedding(vocab_size, d_model)
-        nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
 
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.embedding.weight  # (vocab_size, C)
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """N(0, 0.02) entries, the padding row (if any) zero."""
+        nn.init.normal_(self.weight, mean=0.0, std=0.02)
+        self._fill_padding_idx_with_zero()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         check_ids("idx", idx, self.vocab_size, who="TokenEmbedding")
-        x = self.embedding(idx.long())  # (..., C)
+        x = super().forward(idx)  # (..., C): row idx of the table
         return x * math.sqrt(self.d_model) if self.scale else x
 
 
@@ -129,30 +140,38 @@ class SinusoidalPositionalEncoding(nn.Module):
         return self.dropout(x + self.pe[offset:offset + T].to(x.dtype))  # (B, T, C) + (T, C)
 
 
-class LearnedPositionalEmbedding(nn.Module):
-    """Adds a learned vector per position (GPT-2's ``wpe``): ``forward(x: (B, T, C), offset=0)``.
+class LearnedPositionalEmbedding(nn.Embedding):
+    """A learned vector per position (GPT-2's ``wpe``, BERT's ``position_embeddings``).
 
-    ``weight: (max_len, C)``; positions at or beyond ``max_len`` have no vector, so asking for
-    them raises ``ValueError`` (a model with learned positions cannot read longer sequences).
+    ``weight: (max_len, C)``. ``forward(x: (B, T, C) float, offset=0)`` returns ``x`` plus the
+    vectors of positions ``offset..offset+T-1``; ``forward(positions: int tensor)`` returns the
+    vectors of those positions, like any lookup table. Positions at or beyond ``max_len`` have no
+    vector, so asking for them raises ``ValueError`` (a model with learned positions cannot read
+    longer sequences).
     """
 
     def __init__(self, max_len: int, d_model: int):
-        super().__init__()
         _check_sizes("LearnedPositionalEmbedding", max_len=max_len, d_model=d_model)
+        super().__init__(max_len, d_model)
         self.max_len, self.d_model = max_len, d_model
-        self.embedding = nn.Embedding(max_len, d_model)
-        nn.init.normal_(self.embedding.weight, mean=0.0, std=0.02)
 
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.embedding.weight  # (max_len, C)
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """N(0, 0.02) entries."""
+        nn.init.normal_(self.weight, mean=0.0, std=0.02)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        _check_x(x, self.d_model, "LearnedPositionalEmbedding")
+        who = "LearnedPositionalEmbedding"
+        if isinstance(x, torch.Tensor) and not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+            if not (type(offset) is int and offset == 0):
+                raise ValueError(f"{who}: offset is only for adding to vectors x, not for a lookup of positions")
+            check_ids("positions", x, self.max_len, who=who)  # ids of positions: a plain lookup
+            return super().forward(x)                          # (..., C)
+        _check_x(x, self.d_model, who)
         T = x.shape[1]
-        _check_offset(offset, T, self.max_len, "LearnedPositionalEmbedding")
+        _check_offset(offset, T, self.max_len, who)
         pos = torch.arange(offset, offset + T, device=x.device)  # (T,)
-        return x + self.embedding(pos)  # (B, T, C) + (T, C)
+        return x + super().forward(pos)                          # (B, T, C) + (T, C)
 
 
 def _check_rotate_half(x) -> None:
@@ -172,9 +191,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (RoPE) for queries and keys of one attention head.
 
-    Dimension ``j`` and ``j + hs/2`` form a pair (the "rotate half" layout used by GPT-NeoX
-    and Llama; the RoFormer paper pairs neighbours ``2j, 2j+1``, a fixed permutation of the same
-    thing). At position ``p`` the pair is rotated by the angle ``p * w_j`` with
+    Dimension ``j`` and ``j + hs/2`` form a pair (the "rotate half" layout of GPT-NeoX and of
+    the Hugging Face Llama; the RoFormer paper and Meta's Llama code pair neighbours ``2j, 2j+1``,
+    a fixed permutation of the same thing). At position ``p`` the pair is rotated by the angle ``p * w_j`` with
     ``w_j = base^(-2j/hs)``::
 
         rope(x, p) = x * cos(p w) + rotate_half(x) * sin(p w)

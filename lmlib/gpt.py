@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from lmlib.attention import KVCache
 from lmlib.blocks import DecoderLayer
+from lmlib.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from lmlib.normalization import LayerNorm
 from lmlib.validation import check_bool, check_choice, check_float, check_ids, check_int, check_tensor
 
@@ -71,7 +72,8 @@ class GPTConfig:
 class GPT(nn.Module):
     """GPT-2-layout language model. ``forward(idx, targets=None, *, kv_caches=None) -> (logits, loss)``.
 
-    Submodules: ``wte`` (token embedding), ``wpe`` (position embedding), ``drop``, ``blocks``
+    Submodules: ``wte`` (:class:`~lmlib.embeddings.TokenEmbedding`), ``wpe``
+    (:class:`~lmlib.embeddings.LearnedPositionalEmbedding`), ``drop``, ``blocks``
     (``n_layer`` pre-norm :class:`~lmlib.blocks.DecoderLayer` without cross-attention), ``ln_f``,
     ``lm_head`` (its weight *is* ``wte.weight``).
     """
@@ -82,8 +84,8 @@ class GPT(nn.Module):
             raise TypeError(f"GPT: config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
         c = config
-        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
-        self.wpe = nn.Embedding(c.block_size, c.n_embd)
+        self.wte = TokenEmbedding(c.vocab_size, c.n_embd)              # the input layer of Chapter 2
+        self.wpe = LearnedPositionalEmbedding(c.block_size, c.n_embd)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             DecoderLayer(c.n_embd, c.n_head, 4 * c.n_embd, cross_attention=False, dropout=c.dropout,
@@ -180,8 +182,7 @@ class GPT(nn.Module):
         self._check_inputs(idx, targets, kv_caches)
         B, T = idx.shape
         offset = 0 if kv_caches is None else kv_caches[0].length              # positions already cached
-        pos = torch.arange(offset, offset + T, device=idx.device)             # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))                          # (B, T, C)
+        x = self.drop(self.wpe(self.wte(idx), offset=offset))                # (B, T, C): tokens + positions
         for i, block in enumerate(self.blocks):
             x = block(x, is_causal=True, kv_cache=None if kv_caches is None else kv_caches[i])
         x = self.ln_f(x)

@@ -12,7 +12,6 @@ Padding masks are bool, True = padding (as in ``torch.nn.Transformer``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from lmlib.blocks import Decoder, Encoder
-from lmlib.embeddings import SinusoidalPositionalEncoding
+from lmlib.embeddings import SinusoidalPositionalEncoding, TokenEmbedding
 from lmlib.feedforward import ACTIVATIONS
 from lmlib.validation import check_bool, check_choice, check_float, check_ids, check_int, check_tensor
 
@@ -78,8 +77,8 @@ class Transformer(nn.Module):
         if not isinstance(config, TransformerConfig):
             raise TypeError(f"Transformer: config must be a TransformerConfig, got {type(config).__name__}")
         self.config = c = config
-        self.src_embed = nn.Embedding(c.src_vocab_size, c.d_model)
-        self.tgt_embed = self.src_embed if c.share_embeddings else nn.Embedding(c.tgt_vocab_size, c.d_model)
+        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, scale=True)    # rows times sqrt(d_model)
+        self.tgt_embed = self.src_embed if c.share_embeddings else TokenEmbedding(c.tgt_vocab_size, c.d_model, scale=True)
         self.pos = SinusoidalPositionalEncoding(c.d_model, c.max_len, dropout=c.dropout)
         kw = dict(dropout=c.dropout, activation=c.activation, norm_first=c.norm_first, layer_norm_eps=c.layer_norm_eps)
         self.encoder = Encoder(c.n_encoder_layers, c.d_model, c.n_heads, c.d_ff, **kw)
@@ -113,8 +112,8 @@ class Transformer(nn.Module):
                 raise ValueError(f"{who}: {padding_mask_name} must have the shape of {name} {tuple(ids.shape)} "
                                  f"(True = padding), got {tuple(padding_mask.shape)}")
 
-    def _embed(self, emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-        return self.pos(emb(ids) * math.sqrt(self.config.d_model))          # (B, L, d)
+    def _embed(self, emb: TokenEmbedding, ids: torch.Tensor) -> torch.Tensor:
+        return self.pos(emb(ids))                                           # (B, L, d)
 
     def encode(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) -> memory (B, S, d_model)."""

@@ -27,8 +27,9 @@ def _rope(x, offset=0):
 
 
 SPECS = [
-    Fn("lmlib.embeddings.TokenEmbedding", valid=lambda: dict(vocab_size=10, d_model=4, scale=True),
-       args={"vocab_size": Int(min=1), "d_model": Int(min=1), "scale": Bool()}),
+    Fn("lmlib.embeddings.TokenEmbedding", valid=lambda: dict(vocab_size=10, d_model=4, scale=True, padding_idx=0),
+       args={"vocab_size": Int(min=1), "d_model": Int(min=1), "scale": Bool(), "padding_idx": Int(min=0, nullable=True)},
+       cases=[Case("padding_idx_past_vocab", lambda: E.TokenEmbedding(10, 4, padding_idx=10), "padding_idx")]),
     Fn("lmlib.embeddings.TokenEmbedding.forward", valid=lambda: dict(idx=torch.tensor([[1, 2, 9]])), call=_tok,
        args={"idx": Ids(vocab_size=10, skip=("extra_dim",))},  # any shape of ids is valid
        cases=[Case("bool_ids", lambda: _tok(torch.tensor([True])), "idx")]),
@@ -50,7 +51,10 @@ SPECS = [
     Fn("lmlib.embeddings.LearnedPositionalEmbedding.forward", valid=lambda: dict(x=torch.randn(2, 3, 4), offset=2),
        call=_learned, args={"x": X_BAD, "offset": Int(min=0)},
        cases=[Case("past_max_len", lambda: _learned(torch.randn(2, 3, 4), 6), "max_len"),
-              Case("wrong_width", lambda: _learned(torch.randn(2, 3, 6)), "x")]),
+              Case("wrong_width", lambda: _learned(torch.randn(2, 3, 6)), "x"),
+              Case("position_past_max_len", lambda: _learned(torch.tensor([0, 8])), "positions"),
+              Case("negative_position", lambda: _learned(torch.tensor([-1])), "positions"),
+              Case("offset_with_positions", lambda: _learned(torch.arange(3), 1), "offset")]),
     Fn("lmlib.embeddings.RotaryEmbedding", valid=lambda: dict(head_dim=4, base=10000.0),
        args={"head_dim": Int(min=1), "base": Float(min=0.0, min_open=True)},
        cases=[Case("odd_head_dim", lambda: E.RotaryEmbedding(5), "even")]),

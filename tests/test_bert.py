@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lmlib.bert import BERT, BertConfig, BertForMaskedLM
 
@@ -102,3 +103,36 @@ def test_bad_inputs():
         m(torch.tensor([[3, 40]]))
     with pytest.raises(ValueError, match=r"token_type_ids must hold ids in 0\.\.1; got 2"):
         m(ids, token_type_ids=torch.full((2, 6), 2))
+
+
+BERT_MLM_KEYS_ONE_LAYER = (
+    ["bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+     "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.norm.weight", "bert.embeddings.norm.bias"]
+    + [f"bert.layers.0.{m}.{p}" for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                            "self_attn.out_proj", "norm1", "ffn.fc_in", "ffn.fc_out", "norm2")
+       for p in ("weight", "bias")]
+    + ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "mlm_head.bias", "mlm_head.transform.weight",
+       "mlm_head.transform.bias", "mlm_head.norm.weight", "mlm_head.norm.bias", "mlm_head.decoder.weight"])
+
+
+def test_state_dict_keys_are_pinned():
+    # The shipped checkpoints (lmlib/models) and the Hugging Face conversion rely on these names.
+    from lmlib.embeddings import LearnedPositionalEmbedding, TokenEmbedding
+
+    torch.manual_seed(0)
+    c = BertConfig(vocab_size=13, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                   max_position_embeddings=10, hidden_dropout_prob=0.0)
+    m = BertForMaskedLM(c)
+    sd = m.state_dict()
+    assert list(sd) == BERT_MLM_KEYS_ONE_LAYER
+    assert sd["bert.embeddings.word_embeddings.weight"].shape == (13, 8)
+    assert sd["bert.embeddings.position_embeddings.weight"].shape == (10, 8)
+    assert sd["bert.embeddings.token_type_embeddings.weight"].shape == (2, 8)
+    e = m.bert.embeddings
+    assert isinstance(e.word_embeddings, TokenEmbedding) and isinstance(e.position_embeddings, LearnedPositionalEmbedding)
+    assert m.mlm_head.decoder.weight is e.word_embeddings.weight
+    assert torch.equal(e.word_embeddings.weight[c.pad_token_id], torch.zeros(8))
+    ids, tt = torch.randint(0, 13, (2, 6)), torch.randint(0, 2, (2, 6))
+    ref = e.norm(F.embedding(ids, e.word_embeddings.weight) + e.position_embeddings.weight[:6]
+                 + F.embedding(tt, e.token_type_embeddings.weight))
+    torch.testing.assert_close(e(ids, tt), ref, rtol=0, atol=0)

@@ -157,3 +157,37 @@ def test_rope_errors_and_rotate_half():
         rope(torch.randn(2, 3, 8), offset=torch.arange(4))
     with pytest.raises(TypeError):
         rope(torch.ones(2, 3, 8, dtype=torch.long))
+
+
+def test_token_embedding_is_an_nn_embedding_with_one_weight():
+    torch.manual_seed(0)
+    emb = TokenEmbedding(20, 6, padding_idx=3)
+    assert isinstance(emb, torch.nn.Embedding) and list(emb.state_dict()) == ["weight"]
+    assert torch.equal(emb.weight[3], torch.zeros(6))              # the padding row starts at zero
+    assert 0.01 < emb.weight.std().item() < 0.03                   # N(0, 0.02)
+    idx = torch.tensor([[3, 5, 3, 7]])
+    emb(idx).sum().backward()
+    assert torch.equal(emb.weight.grad[3], torch.zeros(6))          # and gets no gradient
+    assert torch.equal(emb.weight.grad[5], torch.ones(6))
+
+
+def test_token_embedding_draws_as_many_random_numbers_as_nn_embedding():
+    # Models seeded before construction must initialise exactly as with a plain nn.Embedding.
+    torch.manual_seed(0)
+    TokenEmbedding(50, 16)
+    after_ours = torch.rand(4)
+    torch.manual_seed(0)
+    torch.nn.Embedding(50, 16)
+    assert torch.equal(after_ours, torch.rand(4))
+
+
+def test_learned_positions_lookup_mode():
+    torch.manual_seed(0)
+    pos = LearnedPositionalEmbedding(10, 4)
+    assert isinstance(pos, torch.nn.Embedding) and list(pos.state_dict()) == ["weight"]
+    p = torch.tensor([0, 4, 9])
+    assert torch.equal(pos(p), pos.weight[p])                        # integer positions: a lookup
+    x = torch.randn(2, 3, 4)
+    assert torch.equal(pos(x, offset=2), x + pos(torch.arange(2, 5)))  # float vectors: added
+    with pytest.raises(ValueError, match="positions"):
+        pos(torch.tensor([10]))

@@ -188,3 +188,30 @@ def test_hidden_states_check_their_input_like_forward():
         m.hidden_states(torch.tensor([[1, 11]]))
     with pytest.raises(TypeError, match="idx"):
         m.hidden_states(torch.zeros(1, 3))
+
+
+GPT_KEYS_ONE_LAYER = [
+    ("wte.weight", (11, 8)), ("wpe.weight", (8, 8)),
+    ("blocks.0.self_attn.q_proj.weight", (8, 8)), ("blocks.0.self_attn.q_proj.bias", (8,)),
+    ("blocks.0.self_attn.k_proj.weight", (8, 8)), ("blocks.0.self_attn.k_proj.bias", (8,)),
+    ("blocks.0.self_attn.v_proj.weight", (8, 8)), ("blocks.0.self_attn.v_proj.bias", (8,)),
+    ("blocks.0.self_attn.out_proj.weight", (8, 8)), ("blocks.0.self_attn.out_proj.bias", (8,)),
+    ("blocks.0.norm1.weight", (8,)), ("blocks.0.norm1.bias", (8,)),
+    ("blocks.0.ffn.fc_in.weight", (32, 8)), ("blocks.0.ffn.fc_in.bias", (32,)),
+    ("blocks.0.ffn.fc_out.weight", (8, 32)), ("blocks.0.ffn.fc_out.bias", (8,)),
+    ("blocks.0.norm2.weight", (8,)), ("blocks.0.norm2.bias", (8,)),
+    ("ln_f.weight", (8,)), ("ln_f.bias", (8,)), ("lm_head.weight", (11, 8)),
+]
+
+
+def test_state_dict_keys_are_pinned():
+    # The shipped checkpoints (lmlib/models) and the Hugging Face conversion rely on these names.
+    from lmlib.embeddings import LearnedPositionalEmbedding, TokenEmbedding
+
+    m = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    assert [(k, tuple(v.shape)) for k, v in m.state_dict().items()] == GPT_KEYS_ONE_LAYER
+    assert isinstance(m.wte, TokenEmbedding) and isinstance(m.wpe, LearnedPositionalEmbedding)
+    assert m.lm_head.weight is m.wte.weight
+    idx = torch.randint(0, 11, (2, 5))
+    # the input layer against an independent formula: rows of the two tables, added
+    torch.testing.assert_close(m.wpe(m.wte(idx)), F.embedding(idx, m.wte.weight) + m.wpe.weight[:5], rtol=0, atol=0)
