@@ -9,7 +9,8 @@ import torch  # noqa: E402
 
 from badinput import Case, Custom, Fn, Seq, make_test  # noqa: E402
 from lmlib import data, plots  # noqa: E402
-from lmlib.display import show_source, source  # noqa: E402
+from lmlib.display import show_source, show_tokens, source, token_spans_html  # noqa: E402
+from lmlib.tokenizers import ByteTokenizer  # noqa: E402
 
 
 def _closing(fn):
@@ -28,6 +29,12 @@ SPECS = [
     Fn("lmlib.display.show_source", valid=dict, call=lambda: show_source(data.sample_batch),
        cases=[Case("nothing", lambda: show_source(), "at least one object"),
               Case("int", lambda: show_source(3), "source")]),
+    Fn("lmlib.display.token_spans_html", valid=lambda: dict(tokenizer=ByteTokenizer(), text="ab", title="x"),
+       args={"tokenizer": Custom([("str", "bpe"), ("none", None), ("tiktoken_like", object())]),
+             "text": Custom([("bytes", b"ab"), ("none", None), ("int", 3)]),
+             "title": Custom([("int", 3), ("bytes", b"x")])}),
+    Fn("lmlib.display.show_tokens", valid=lambda: dict(tokenizer=ByteTokenizer(), text="ab"),
+       args={"tokenizer": Custom([("str", "bpe"), ("none", None)]), "text": Custom([("bytes", b"ab"), ("none", None)])}),
     Fn("lmlib.plots.to_numpy", valid=lambda: dict(x=torch.rand(2, 2)),
        args={"x": Custom([("ragged", [[1, 2], [3]]), ("dict", {"a": 1}), ("none", None)])}),
     Fn("lmlib.plots.heatmap", valid=lambda: dict(matrix=torch.rand(2, 3), xlabels=list("abc"), ylabels=list("xy")),

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmlib import data, plots  # noqa: E402
-from lmlib.display import show_source, source  # noqa: E402
+from lmlib.display import show_source, show_tokens, source, token_spans_html  # noqa: E402
 
 
 def test_heatmap_draws_the_matrix_with_labels():
@@ -60,3 +60,29 @@ def test_show_source_returns_the_real_source():
         show_source()
     with pytest.raises(TypeError):
         source(3)
+
+
+def test_token_spans_show_every_token_once_in_order():
+    import html as html_lib
+    import re
+
+    from lmlib.tokenizers import BPETokenizer, ByteTokenizer, CharTokenizer
+
+    text = "To be, or <not> to be—\nthat & is"
+    bpe = BPETokenizer.train(text * 5, 256 + 20, special_tokens=())
+    for tok in [CharTokenizer.from_text(text), ByteTokenizer(), bpe]:
+        out = token_spans_html(tok, text, title="t<1>")
+        ids = tok.encode(text)
+        spans = re.findall(r'<span title="id (\d+)" style="([^"]*)">(.*?)</span>', out, flags=re.S)
+        assert [int(i) for i, _, _ in spans] == ids                    # one span per token, in order
+        assert f"{len(ids)} tokens for {len(text)} characters" in out and "<b>t&lt;1&gt;</b>" in out
+        colours = [style.split(";")[0] for _, style, _ in spans]
+        assert all(a != b for a, b in zip(colours, colours[1:]))       # neighbours differ in colour
+        shown = [html_lib.unescape(t).replace("↵", "") for _, _, t in spans]
+        if not isinstance(tok, ByteTokenizer):
+            assert "".join(shown) == text                              # whole tokens: the text itself
+    # the byte tokenizer cuts the dash (3 bytes) into three italic byte tokens
+    out = token_spans_html(ByteTokenizer(), "—")
+    assert out.count("font-style:italic") == 3 and "\\xe2" in out
+    assert "&lt;" in token_spans_html(ByteTokenizer(), "<") and "<b>ByteTokenizer</b>" in out
+    assert show_tokens(ByteTokenizer(), "ab").data == token_spans_html(ByteTokenizer(), "ab")
