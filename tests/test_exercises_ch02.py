@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import torch
+from collections import Counter
 
-from lmlib.embeddings import sinusoidal_encoding
-from lmlib.tokenizers import BPETokenizer
+import regex
+
+from lmlib.tokenizers import GPT2_PATTERN, BPETokenizer
 from lmlib.exercises import ch02
 
 
 def test_utf8_bytes(capsys):
-    assert ch02.check_utf8_bytes(15)
+    text = ch02.UTF8_TEXT
+    # an independent count: the UTF-8 length rule of the chapter, character by character
+    by_rule = sum(1 if ord(c) < 0x80 else 2 if ord(c) < 0x800 else 3 if ord(c) < 0x10000 else 4 for c in text)
+    assert by_rule == 20
+    assert ch02.check_utf8_bytes(by_rule)
     assert "Correct" in capsys.readouterr().out
-    assert not ch02.check_utf8_bytes(5)
-    assert "characters" in capsys.readouterr().out
-    assert not ch02.check_utf8_bytes(10)
-    assert "UTF-16" in capsys.readouterr().out
-    assert not ch02.check_utf8_bytes(None)
+    for answer, words in [(len(text), "number of characters"), (len(text.encode("utf-16-le")), "UTF-16"),
+                          (19, "é (U+00E9) takes 2"), (18, "spaces"), (None, "replace `None`"), ("20", "int")]:
+        assert not ch02.check_utf8_bytes(answer)
+        assert words in capsys.readouterr().out, (answer, words)
 
 
 def _encode_piece(piece, ranks):
@@ -69,25 +73,66 @@ def test_encode_piece(capsys):
         assert words in capsys.readouterr().out, words
 
 
-def test_sinusoidal(capsys):
-    assert ch02.check_sinusoidal(lambda T, C: sinusoidal_encoding(T, C))
-    capsys.readouterr()
+def _pairs(ids):
+    return Counter(zip(ids, ids[1:]))
 
-    def halves(T, C):
-        pe = sinusoidal_encoding(T, C)
-        return torch.cat([pe[:, 0::2], pe[:, 1::2]], dim=1)
 
-    def swapped(T, C):
-        pe = sinusoidal_encoding(T, C)
-        return torch.stack([pe[:, 1::2], pe[:, 0::2]], dim=-1).reshape(T, C)
+def _merge(ids, pair, new):
+    out, i = [], 0
+    while i < len(ids):
+        if tuple(ids[i:i + 2]) == pair:
+            out.append(new)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
 
-    def wrong_exponent(T, C):
-        pos = torch.arange(T, dtype=torch.float64)[:, None]
-        ang = pos * 10000.0 ** (-torch.arange(C // 2, dtype=torch.float64)[None, :] / C)
-        return torch.stack([ang.sin(), ang.cos()], dim=-1).reshape(T, C)
 
-    for fn, words in [(halves, "interleaves"), (swapped, "swapped"), (wrong_exponent, "2i/d_model"),
-                      (lambda T, C: sinusoidal_encoding(T, C).T, "one row per position"),
-                      (lambda T, C: None, "torch tensor")]:
-        assert not ch02.check_sinusoidal(fn)
-        assert words in capsys.readouterr().out
+def _train(text, n, *, pretokenize=True, weighted=True, overlapping=True, tie="small", recount=True):
+    """An independent plain trainer, and the typical mistakes as options."""
+    words = Counter(regex.findall(GPT2_PATTERN, text) if pretokenize else [text])
+    seqs = {w: list(w.encode()) for w in words}
+    merges, ranked = [], None
+    for step in range(n):
+        counts = Counter()
+        for w, f in words.items():
+            ids = seqs[w]
+            for p in set(zip(ids, ids[1:])):
+                k = _pairs(ids)[p] if overlapping else len(ids) - len(_merge(ids, p, -1))
+                counts[p] += k * (f if weighted else 1)
+        if not recount:
+            ranked = ranked or sorted(counts, key=lambda p: (-counts[p], p))
+            pair = ranked[step]
+        elif tie == "small":
+            pair = min(counts, key=lambda p: (-counts[p], p))
+        elif tie == "large":
+            pair = max(counts, key=lambda p: (counts[p], p))
+        else:
+            pair = counts.most_common(1)[0][0]
+        merges.append(pair)
+        seqs = {w: _merge(s, pair, 256 + step) for w, s in seqs.items()}
+    return merges
+
+
+def test_train_bpe_reference_is_lmlib(capsys):
+    # The independent trainer agrees with BPETokenizer.train on the checker's texts and on a real passage.
+    for text, n in ch02._BPE_TEXTS:
+        assert _train(text, n) == BPETokenizer.train(text, 256 + n, special_tokens=(), min_frequency=1).merges
+    assert ch02.check_train_bpe(_train)
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_train_bpe_hints(capsys):
+    for kw, words in [(dict(pretokenize=False), "cross pre-token boundaries"), (dict(weighted=False), "how often"),
+                      (dict(overlapping=False), "overlapping"), (dict(tie="first"), "occur equally often"),
+                      (dict(tie="large"), "smallest (left id, right id) must win"), (dict(recount=False), "never updated")]:
+        assert not ch02.check_train_bpe(lambda text, n, kw=kw: _train(text, n, **kw))
+        assert words in capsys.readouterr().out, kw
+    for fn, words in [(lambda t, n: [], "exactly the first 3 merges"), (lambda t, n: None, "list of merges"),
+                      (lambda t, n: [(a + 1, b) for a, b in _train(t, n)], "merge 0 should be"),
+                      (lambda t, n: [(a + 300, b) for a, b in _train(t, n)], "creates id 256 + k"),
+                      (lambda t, n: _train(t, n)[::-1], "merge 0 should be"),
+                      (lambda t, n: 1 / 0, "ZeroDivisionError"), (None, "define your function")]:
+        assert not ch02.check_train_bpe(fn)
+        assert words in capsys.readouterr().out, words
