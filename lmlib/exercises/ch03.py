@@ -3,8 +3,10 @@
 - :func:`check_attention_weights` -- attention weights of one query, computed by hand.
 - :func:`check_masked_softmax` -- a masked, numerically stable softmax.
 - :func:`check_causal_mask` -- a causal mask that also works with a KV cache (``t_k > t_q``).
-- :func:`check_split_heads` -- reshaping ``(B, T, C)`` into heads ``(B, n_heads, T, d_head)``.
-- :func:`check_param_count` -- the parameter count of a multi-head attention layer.
+- :func:`check_online_attention` -- attention computed block by block with a running maximum and
+  a running sum (the online softmax of fused kernels), with masks.
+- :func:`check_rope_attention` -- causal attention with rotary position embeddings applied to the
+  queries and keys inside it, queries being the last positions (as with a KV cache).
 
 Every checker prints a verdict with a specific hint for the usual mistakes and returns a
 :class:`lmlib.exercises.Verdict`.
@@ -25,8 +27,8 @@ __all__ = [
     "check_attention_weights",
     "check_masked_softmax",
     "check_causal_mask",
-    "check_split_heads",
-    "check_param_count",
+    "check_online_attention",
+    "check_rope_attention",
 ]
 
 _RETURNS_NONE = "your function returns None: replace the placeholder `return None` with your code."
@@ -139,6 +141,19 @@ def _masked_softmax_cases() -> list[tuple[tuple, torch.Tensor]]:
     return cases
 
 
+def _matches_max_over_all(scores: torch.Tensor, mask: torch.Tensor, got: torch.Tensor) -> bool:
+    """Does ``got`` equal a masked softmax whose shift is the maximum over every score, masked ones
+    included (with or without a guard against dividing by a zero sum)?"""
+    m_all = scores.amax(-1, keepdim=True)
+    e = torch.exp(scores - m_all) * mask
+    s = e.sum(-1, keepdim=True)
+    got, alive = got.to(scores.dtype), mask.any(-1)  # rows that keep at least one key
+    right = _reference_masked_softmax(scores, mask)
+    return any(bool(torch.allclose(got, wrong, atol=1e-8, equal_nan=True))
+               and not bool(torch.allclose(wrong[alive], right[alive], atol=1e-8, equal_nan=True))
+               for wrong in (e / s, e / torch.where(s > 0, s, torch.ones_like(s))))
+
+
 def _diagnose_masked_softmax(args: tuple, got: Any, expected: torch.Tensor) -> str | None:
     scores, mask = args
     if got is None:
@@ -147,6 +162,10 @@ def _diagnose_masked_softmax(args: tuple, got: Any, expected: torch.Tensor) -> s
         return f"return a tensor, not {type(got).__name__}."
     if got.shape != expected.shape:
         return f"the output must have the shape of the scores {tuple(expected.shape)}, got {tuple(got.shape)}."
+    if _matches_max_over_all(scores, mask, got):
+        return ("you took the row maximum over ALL the scores, masked ones included. A masked score far above "
+                "the kept ones (here 5000) then makes every kept exp(score - max) underflow to 0. Mask first "
+                "(-inf), then take the maximum over what is left.")
     nan_rows = torch.isnan(got).any(-1)
     if nan_rows.any():
         if (~mask).all(-1)[nan_rows].all():
@@ -227,78 +246,211 @@ def check_causal_mask(fn: Callable | None, *, quiet: bool = False) -> Verdict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Exercise: splitting into heads
+# Exercise: online (blockwise) softmax attention
 # ----------------------------------------------------------------------------------------------
 
-def _split_cases() -> list[tuple[tuple, torch.Tensor]]:
-    out = []
-    for B, T, C, h in [(1, 3, 4, 2), (2, 5, 12, 3), (3, 4, 8, 8), (2, 6, 6, 1)]:
-        x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
-        out.append(((x, h), x.view(B, T, h, C // h).transpose(1, 2)))
-    return out
+def _online_variant(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, block: int, *,
+                    rescale_sum: bool = True, rescale_out: bool = True, normalise: bool = True,
+                    scaled: bool = True, safe_max: bool = True, guard_div: bool = True,
+                    shift: bool = True) -> torch.Tensor:
+    """Blockwise attention over the keys; each flag switched off is one typical mistake."""
+    scale = 1 / math.sqrt(q.shape[-1]) if scaled else 1.0
+    t_q, t_k = q.shape[0], k.shape[0]
+    m = torch.full((t_q, 1), float("-inf"), dtype=q.dtype)   # running maximum
+    l = torch.zeros(t_q, 1, dtype=q.dtype)                   # running sum of exp(score - m)
+    acc = torch.zeros(t_q, v.shape[-1], dtype=q.dtype)       # running sum of exp(score - m) v
+    for start in range(0, t_k, block):
+        sl = slice(start, start + block)
+        s = (q @ k[sl].T * scale).masked_fill(~keep[:, sl], float("-inf"))
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True)) if shift else torch.zeros_like(m)
+        shift_by = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new)) if safe_max else m_new
+        p = torch.exp(s - shift_by)
+        correction = torch.exp(m - shift_by)
+        l = (l * correction if rescale_sum else l) + p.sum(-1, keepdim=True)
+        acc = (acc * correction if rescale_out else acc) + p @ v[sl]
+        m = m_new
+    if not normalise:
+        return acc
+    return acc / (torch.where(l > 0, l, torch.ones_like(l)) if guard_div else l)
 
 
-def _diagnose_split(args: tuple, got: Any, expected: torch.Tensor) -> str | None:
-    x, h = args
-    B, T, C = x.shape
+def _online_cases() -> list[tuple[tuple, torch.Tensor]]:
+    g = torch.Generator().manual_seed(5)
+
+    def qkv(t_q, t_k, d=8, d_v=3, spread=1.0):
+        return (torch.randn(t_q, d, generator=g, dtype=torch.float64) * spread,
+                torch.randn(t_k, d, generator=g, dtype=torch.float64) * spread,
+                torch.randn(t_k, d_v, generator=g, dtype=torch.float64))
+
+    cases = []
+    # 1. no mask, three blocks: the running maximum changes from block to block
+    q, k, v = qkv(4, 12, spread=2.0)
+    cases.append((q, k, v, torch.ones(4, 12, dtype=torch.bool), 4))
+    # 2. a causal mask (queries = the last 5 of 10 positions), T_k not a multiple of the block
+    q, k, v = qkv(5, 10, spread=2.0)
+    cases.append((q, k, v, torch.ones(5, 10, dtype=torch.bool).tril(diagonal=5), 3))
+    # 3. left padding: for some rows the whole first block is masked, later blocks are not
+    q, k, v = qkv(4, 9)
+    keep = torch.ones(4, 9, dtype=torch.bool)
+    keep[1:, :4] = False
+    cases.append((q, k, v, keep, 3))
+    # 4. a row with no key at all: its output must be zeros
+    q, k, v = qkv(3, 8)
+    keep = torch.rand(3, 8, generator=g) > 0.4
+    keep[:, 0] = True                      # every other row sees a key in the first block
+    keep[1] = False
+    cases.append((q, k, v, keep, 4))
+    # 5. scores near a thousand: exp overflows without the shift by the running maximum
+    q, k, v = qkv(3, 8, spread=30.0)
+    cases.append((q, k, v, torch.ones(3, 8, dtype=torch.bool), 4))
+    return [(args, _online_variant(*args)) for args in cases]
+
+
+def _diagnose_online(args: tuple, got: Any, expected: torch.Tensor) -> str | None:
+    q, k, v, keep, block = args
     if got is None:
         return _RETURNS_NONE
     if not isinstance(got, torch.Tensor):
         return f"return a tensor, not {type(got).__name__}."
     if got.shape != expected.shape:
-        return f"(B, T, C) = {tuple(x.shape)} with {h} heads must become (B, n_heads, T, d_head) = {tuple(expected.shape)}, got {tuple(got.shape)}."
-    if torch.equal(got, x.reshape(B, h, T, C // h)):
-        return ("the shape is right but the numbers are scrambled: reshaping (B, T, C) straight to (B, n_heads, T, "
-                "d_head) mixes positions and channels. View as (B, T, n_heads, d_head) first, then transpose(1, 2).")
-    if torch.equal(got, x.view(B, T, C // h, h).permute(0, 3, 1, 2)):
-        return "head h must own the CONTIGUOUS channels h*d_head:(h+1)*d_head; view as (B, T, n_heads, d_head)."
+        return f"the output must have shape (T_q, d_v) = {tuple(expected.shape)}, got {tuple(got.shape)}."
+    got = got.detach().to(expected.dtype)
+    mistakes = [
+        (dict(rescale_sum=False, rescale_out=False),
+         "when a block raises the running maximum from m to m_new, everything accumulated so far was computed "
+         "with the old shift: multiply BOTH the running sum and the running output by exp(m - m_new)."),
+        (dict(rescale_sum=False),
+         "the output accumulator is rescaled, but the running sum is not: multiply the running sum by "
+         "exp(m - m_new) too when the maximum changes."),
+        (dict(rescale_out=False),
+         "the running sum is rescaled, but the output accumulator is not: when the maximum changes from m to "
+         "m_new, multiply the accumulated output by exp(m - m_new) before adding the new block."),
+        (dict(normalise=False),
+         "you return the accumulated sum of exp(score - m) v; divide it by the running sum at the end."),
+        (dict(scaled=False), "divide the scores q k^T by sqrt(d), as in scaled dot-product attention."),
+        (dict(guard_div=False),
+         "a row whose every key is masked gives 0/0 = NaN at the end: its running sum is 0. Return zeros for "
+         "it (divide only where the sum is > 0)."),
+        (dict(safe_max=False),
+         "NaN where a whole block of a row is masked: the running maximum is still -inf, and "
+         "exp(-inf - (-inf)) is NaN. Shift by 0 wherever the maximum is -inf (nothing seen yet)."),
+        (dict(shift=False),
+         "large scores overflow: exp(score) is inf. Subtract the running maximum before exponentiating."),
+    ]
+    for flags, message in mistakes:
+        wrong = _online_variant(*args, **flags)
+        if not torch.allclose(wrong, expected, atol=1e-6, equal_nan=True) and \
+                torch.allclose(got, wrong, atol=1e-6, rtol=1e-5, equal_nan=True):
+            return message
+    if torch.allclose(got, _online_variant(q, k, v, ~keep, block), atol=1e-6, equal_nan=True):
+        return "the mask is inverted: True means 'may attend', False 'blocked'."
+    if torch.allclose(got, _online_variant(q, k, v, torch.ones_like(keep), block), atol=1e-6):
+        return "the mask is ignored: set the scores of blocked keys to -inf before the block's softmax."
+    if torch.isnan(got).any():
+        return "your output contains NaN; watch rows and blocks in which every key is masked (-inf)."
     return None
 
 
-@never_raises('a function fn(x, n_heads) returning a (B, n_heads, T, d_head) tensor')
-def check_split_heads(fn: Callable | None, *, quiet: bool = False) -> Verdict:
-    """``fn(x (B, T, C), n_heads) -> (B, n_heads, T, C // n_heads)``, head ``h`` holding channels
-    ``h*d_head:(h+1)*d_head`` of every position."""
-    return check_function(fn, _split_cases(), what="split heads",
-                          compare=lambda got, exp: isinstance(got, torch.Tensor) and got.shape == exp.shape
-                          and bool(torch.equal(got, exp)),
-                          diagnose=_diagnose_split, quiet=quiet)
+@never_raises('a function fn(q, k, v, keep, block_size) returning a (T_q, d_v) tensor')
+def check_online_attention(fn: Callable | None, *, quiet: bool = False) -> Verdict:
+    """``fn(q (T_q, d), k (T_k, d), v (T_k, d_v), keep (T_q, T_k) bool, block_size) -> (T_q, d_v)``:
+    masked scaled dot-product attention computed over blocks of ``block_size`` keys with a running
+    maximum and sum; rows with no key left give zeros."""
+    return check_function(
+        fn, _online_cases(), what="online attention",
+        compare=lambda got, exp: isinstance(got, torch.Tensor) and got.shape == exp.shape
+        and bool(torch.allclose(got.detach().to(exp.dtype), exp, atol=1e-6, rtol=1e-5)),
+        diagnose=_diagnose_online, quiet=quiet)
 
 
 # ----------------------------------------------------------------------------------------------
-# Exercise: parameter count
+# Exercise: rotary position embeddings inside attention
 # ----------------------------------------------------------------------------------------------
 
-def _count(d: int, h: int, bias: bool) -> int:
-    return 4 * d * d + (4 * d if bias else 0)
+def _rotate(x: torch.Tensor, positions: torch.Tensor, base: float, *, interleaved: bool = False,
+            sign: float = 1.0, freq_step: int = 2) -> torch.Tensor:
+    """RoPE on the last dimension of ``x (..., T, d)`` at ``positions (T,)``, in float64."""
+    d = x.shape[-1]
+    inv_freq = base ** (-torch.arange(0, d // 2, dtype=torch.float64) * freq_step / d)   # (d/2,)
+    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]                     # (T, d/2)
+    cos, sin = angles.cos(), sign * angles.sin()
+    if interleaved:                                   # pairs (2j, 2j+1)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]         # pairs (j, j + d/2): rotate-half layout
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
-def _diagnose_count(args: tuple, got: Any, expected: int) -> str | None:
-    d, h, bias = args
+def _rope_variant(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, base: float, *, rotate_q: bool = True,
+                  rotate_k: bool = True, rotate_v: bool = False, offset_q: bool = True, causal: bool = True,
+                  **rotate_kw) -> torch.Tensor:
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    q_pos = torch.arange(t_k - t_q, t_k) if offset_q else torch.arange(t_q)
+    k_pos = torch.arange(t_k)
+    q = _rotate(q, q_pos, base, **rotate_kw) if rotate_q else q
+    k = _rotate(k, k_pos, base, **rotate_kw) if rotate_k else k
+    v = _rotate(v, k_pos, base, **rotate_kw) if rotate_v else v
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        keep = torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q)
+        scores = scores.masked_fill(~keep, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def _rope_cases() -> list[tuple[tuple, torch.Tensor]]:
+    g = torch.Generator().manual_seed(7)
+    cases = []
+    for shape_q, shape_k, base in [((5, 8), (5, 8), 10000.0), ((2, 3, 4, 8), (2, 3, 4, 8), 100.0),
+                                   ((2, 3, 16), (2, 7, 16), 100.0), ((1, 8), (6, 8), 10000.0)]:
+        q = torch.randn(*shape_q, generator=g, dtype=torch.float64) * 2
+        k = torch.randn(*shape_k, generator=g, dtype=torch.float64) * 2
+        v = torch.randn(*shape_k, generator=g, dtype=torch.float64)
+        cases.append(((q, k, v, base), _rope_variant(q, k, v, base)))
+    return cases
+
+
+def _diagnose_rope(args: tuple, got: Any, expected: torch.Tensor) -> str | None:
+    q, k, v, base = args
     if got is None:
         return _RETURNS_NONE
-    if not isinstance(got, int) or isinstance(got, bool):
-        return f"return an int, not {type(got).__name__}."
-    known = {
-        3 * d * d + (3 * d if bias else 0): "you counted the query, key and value projections; add the output projection.",
-        4 * d * d: "with bias=True each of the 4 projections also has d_model biases.",
-        4 * d * d * h + (4 * d * h if bias else 0): ("the number of heads does not multiply the count: the heads SPLIT "
-                                                    "d_model into n_heads slices of d_model // n_heads."),
-        4 * d * (d // h) + (4 * d if bias else 0): ("each projection maps all d_model inputs to all d_model outputs "
-                                                   "(every head's slice together), so it is d_model x d_model."),
-        4 * d * d + 4 * d * h: "the biases have d_model entries per projection, not n_heads.",
-    }
-    if got in known and got != expected:
-        return known[got]
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor, not {type(got).__name__}."
+    if got.shape != expected.shape:
+        return f"the output must have the shape of the queries with d_v channels, {tuple(expected.shape)}, " \
+               f"got {tuple(got.shape)}."
+    got = got.detach().to(expected.dtype)
+    mistakes = [
+        (dict(rotate_v=True), "you rotated the values too. RoPE rotates only queries and keys: it changes WHICH "
+                              "keys a query matches, not what is read from them."),
+        (dict(rotate_q=False, rotate_k=False), "the output is plain causal attention: rotate q and k by their "
+                                               "positions before taking the scores."),
+        (dict(rotate_q=False), "you rotated the keys but not the queries; rotate both."),
+        (dict(rotate_k=False), "you rotated the queries but not the keys; rotate both."),
+        (dict(interleaved=True), "you paired neighbouring channels (2j, 2j+1), the interleaved layout. Use the "
+                                 "rotate-half layout of lmlib: channel j pairs with channel j + d/2."),
+        (dict(sign=-1.0), "the rotation goes the wrong way: (x1, x2) at angle a becomes "
+                          "(x1 cos a - x2 sin a, x2 cos a + x1 sin a)."),
+        (dict(freq_step=1), "the frequencies are base^(-2j/d) for j = 0 .. d/2 - 1 (each one serves a PAIR of "
+                            "channels); yours look like base^(-j/d)."),
+        (dict(offset_q=False), "the queries are the LAST T_q of the T_k positions (earlier ones are in the "
+                               "cache): rotate query i by position T_k - T_q + i, not i."),
+        (dict(causal=False), "apply the causal mask: query i (at position T_k - T_q + i) may not attend to "
+                             "later keys."),
+    ]
+    for flags, message in mistakes:
+        wrong = _rope_variant(q, k, v, base, **flags)
+        if not torch.allclose(wrong, expected, atol=1e-6) and torch.allclose(got, wrong, atol=1e-5, rtol=1e-4):
+            return message
     return None
 
 
-@never_raises('a function fn(d_model, n_heads, bias) returning an int')
-def check_param_count(fn: Callable | None, *, quiet: bool = False) -> Verdict:
-    """``fn(d_model, n_heads, bias) -> int``: parameters of a multi-head attention layer with
-    four ``d_model x d_model`` projections (query, key, value, output)."""
-    cases = [((d, h, b), _count(d, h, b)) for d, h, b in
-             [(8, 2, True), (64, 8, False), (768, 12, True), (12, 3, False), (1024, 16, True)]]
-    return check_function(fn, cases, what="parameter count",
-                          compare=lambda got, exp: isinstance(got, int) and not isinstance(got, bool) and got == exp,
-                          diagnose=_diagnose_count, quiet=quiet)
+@never_raises('a function fn(q, k, v, base) returning a (..., T_q, d_v) tensor')
+def check_rope_attention(fn: Callable | None, *, quiet: bool = False) -> Verdict:
+    """``fn(q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v), base) -> (..., T_q, d_v)``: causal
+    attention with RoPE (rotate-half layout, frequencies ``base^(-2j/d)``) applied to the queries
+    and keys, the queries being the last ``T_q`` of the ``T_k`` positions."""
+    return check_function(
+        fn, _rope_cases(), what="RoPE attention",
+        compare=lambda got, exp: isinstance(got, torch.Tensor) and got.shape == exp.shape
+        and bool(torch.allclose(got.detach().to(exp.dtype), exp, atol=1e-5, rtol=1e-4)),
+        diagnose=_diagnose_rope, quiet=quiet)
