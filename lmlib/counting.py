@@ -30,6 +30,7 @@ __all__ = [
     "attention_params", "ffn_params", "layer_norm_params", "gpt_block_params", "gpt_params", "bert_params",
     "encoder_layer_params", "decoder_layer_params", "transformer_params", "count_params",
     "gpt_matmul_params", "gpt_flops_per_token", "count_matmul_flops", "MemoryEstimate", "gpt_memory",
+    "MIXED_PRECISION_TRAINING_BYTES",
 ]
 
 
@@ -187,7 +188,7 @@ def count_matmul_flops(model: nn.Module, *args, backward: bool = False, **kwargs
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes needed for the weights alone, and for AdamW training state (weights, grads, 2 moments)."""
+    """Bytes needed for the weights alone (``bytes_per_param`` each), and for AdamW training state."""
 
     n_params: int
     bytes_per_param: int
@@ -200,12 +201,33 @@ class MemoryEstimate:
         return getattr(self, f"{what}_bytes") / 2**30
 
 
-def gpt_memory(config, *, dtype: torch.dtype = torch.float32) -> MemoryEstimate:
-    """Memory of a GPT's parameters (``dtype``) and of AdamW training state in the same dtype
-    (weights + gradients + two moment buffers = 4 copies). Activations are not included."""
+#: bytes per parameter of AdamW training in mixed precision: 16-bit weights and gradients (2 + 2)
+#: for the matmuls, float32 master weights and two float32 moments (4 + 4 + 4)
+MIXED_PRECISION_TRAINING_BYTES = 16
+
+
+def gpt_memory(config, *, dtype: torch.dtype = torch.float32, mixed_precision: bool = False) -> MemoryEstimate:
+    """Memory of a GPT's parameters in ``dtype``, and of its AdamW training state. Activations are
+    not included.
+
+    - ``mixed_precision=False``: everything in ``dtype`` (weights + gradients + two moment
+      buffers = 4 copies), e.g. 16 bytes per parameter in float32.
+    - ``mixed_precision=True`` (``dtype`` a 16-bit type): mixed-precision training as it is
+      done in practice (Micikevicius et al., 2018): the matmuls use 16-bit weights and
+      gradients, but the optimiser updates float32 *master* weights with float32 moments,
+      because a 16-bit weight cannot absorb an update much smaller than itself. That is
+      2 + 2 + 4 + 4 + 4 = 16 bytes per parameter, no less than float32 training
+      (``torch.autocast`` keeps float32 weights and gradients and casts on the fly: 16 bytes too).
+      ``weights_bytes`` is then the 16-bit copy (what inference needs).
+    """
     _check_config(config, "GPTConfig", "gpt_memory")
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"gpt_memory: dtype must be a torch.dtype, got {type(dtype).__name__} {dtype!r}")
-    n = gpt_params(config)
+    check_bool("mixed_precision", mixed_precision, who="gpt_memory")
     b = torch.empty((), dtype=dtype).element_size()
-    return MemoryEstimate(n, b, n * b, 4 * n * b)
+    if mixed_precision and (b != 2 or not dtype.is_floating_point):
+        raise ValueError(f"gpt_memory: mixed_precision=True needs a 16-bit dtype (torch.bfloat16 or "
+                         f"torch.float16), got dtype={dtype}")
+    n = gpt_params(config)
+    training = MIXED_PRECISION_TRAINING_BYTES * n if mixed_precision else 4 * n * b
+    return MemoryEstimate(n, b, n * b, training)

@@ -67,8 +67,12 @@ SPECS = [
               Case("bad_model_input", lambda: C.count_matmul_flops(_gpt(), torch.tensor([[1, 99]])), "idx")]),
     Fn("lmlib.counting.MemoryEstimate.gib", valid=lambda: dict(what="training"),
        call=lambda what: C.gpt_memory(_gpt_cfg()).gib(what), args={"what": Str(choices=("weights", "training"))}),
-    Fn("lmlib.counting.gpt_memory", valid=lambda: dict(config=_gpt_cfg(), dtype=torch.bfloat16),
-       args={"config": _wrong_configs("gpt"), "dtype": Custom([("str", "float32"), ("none", None), ("int", 4)])}),
+    Fn("lmlib.counting.gpt_memory",
+       valid=lambda: dict(config=_gpt_cfg(), dtype=torch.bfloat16, mixed_precision=True),
+       args={"config": _wrong_configs("gpt"), "dtype": Custom([("str", "float32"), ("none", None), ("int", 4),
+                                                               ("float32_mixed", torch.float32),
+                                                               ("int16_mixed", torch.int16)]),
+             "mixed_precision": Bool()}),
 ]
 
 test_bad_input = make_test(SPECS)

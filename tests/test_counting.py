@@ -59,3 +59,17 @@ def test_memory():
     m = gpt_memory(GPTConfig.gpt2("small"))
     assert m.weights_bytes == 4 * 124_439_808 and m.training_bytes == 16 * 124_439_808
     assert gpt_memory(GPTConfig.gpt2("small"), dtype=torch.bfloat16).weights_bytes == 2 * 124_439_808
+
+
+def test_mixed_precision_memory_keeps_float32_master_weights_and_moments():
+    c = GPTConfig.gpt2("small")
+    n = 124_439_808
+    pure = gpt_memory(c, dtype=torch.bfloat16)
+    mixed = gpt_memory(c, dtype=torch.bfloat16, mixed_precision=True)
+    assert pure.training_bytes == 4 * 2 * n                      # everything in bf16 (no master copy)
+    assert mixed.weights_bytes == 2 * n                         # the 16-bit copy for the matmuls
+    # 16-bit weights + 16-bit grads + fp32 master weights + two fp32 moments, element by element
+    sizes = [torch.empty((), dtype=d).element_size() for d in
+             (torch.bfloat16, torch.bfloat16, torch.float32, torch.float32, torch.float32)]
+    assert mixed.training_bytes == sum(sizes) * n == gpt_memory(c).training_bytes
+    assert gpt_memory(c, dtype=torch.float16, mixed_precision=True).training_bytes == 16 * n

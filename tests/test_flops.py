@@ -137,3 +137,20 @@ def test_training_flops_is_six_n_d_and_six_is_forward_plus_backward():
     f = gpt_flops_breakdown(c, 1)
     attention = 3 * 4 * sum(f[k] for k in ATTENTION_TERMS)  # forward + backward of 4 tokens
     assert counted - attention == training_flops(counting.gpt_matmul_params(c), 4)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_gap_to_six_n_is_the_attention_context_term(config):
+    # counted training FLOPs minus 6N: attention's 12·L·T·C, less 6 FLOPs for each parameter that is
+    # counted in N but takes part in no matmul (positions, biases, LayerNorms)
+    T = config.block_size
+    model = _model(config)
+    idx = torch.randint(0, config.vocab_size, (1, T), generator=torch.Generator().manual_seed(5))
+    counted = _count(model, idx, backward=True).get_total_flops() // T          # per token
+    n_all = sum(p.numel() for p in model.parameters())
+    n_matmul = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    context = 12 * config.n_layer * T * config.n_embd
+    assert counted - 6 * n_all == context - 6 * (n_all - n_matmul)
+    gpt2 = GPTConfig.gpt2("small")
+    gap = counting.gpt_flops_per_token(gpt2, training=True) - 6 * counting.gpt_params(gpt2)
+    assert 0.95 < gap / (12 * gpt2.n_layer * gpt2.block_size * gpt2.n_embd) < 1.0
