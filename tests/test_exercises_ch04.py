@@ -37,28 +37,64 @@ def test_split_c_attn():
     assert not ch04.check_split_c_attn(lambda W: (W,), quiet=True)
 
 
-def test_pre_norm_forward():
-    def right(layer, x):
-        x = x + layer.self_attn(layer.norm1(x))
-        return x + layer.ffn(layer.norm2(x))
-
-    def post(layer, x):
-        x = layer.norm1(x + layer.self_attn(x))
-        return layer.norm2(x + layer.ffn(x))
-
-    assert ch04.check_pre_norm_forward(right, quiet=True)
-    v = ch04.check_pre_norm_forward(post, quiet=True)
-    assert not v and "POST-norm" in v.message
-    v = ch04.check_pre_norm_forward(lambda layer, x: x + layer.self_attn(layer.norm1(x)), quiet=True)
-    assert not v and "FFN" in v.message
-    assert not ch04.check_pre_norm_forward(lambda layer, x: x[:, 0], quiet=True)
+def right_warmup(step, peak_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    return peak_lr * (total_steps - step) / (total_steps - warmup_steps)
 
 
-def test_training_flops():
-    N, D = ch04.GPT2_SMALL_PARAMS, ch04.TRAINING_TOKENS
-    assert ch04.check_training_flops(6 * N * D, quiet=True)
-    v = ch04.check_training_flops(2 * N * D, quiet=True)
-    assert not v and "forward pass only" in v.message
-    v = ch04.check_training_flops(6 * N, quiet=True)
-    assert not v and "per token" in v.message
-    assert not ch04.check_training_flops(None, quiet=True)
+def test_warmup_lr_right_answers_pass():
+    assert ch04.check_warmup_lr(right_warmup, quiet=True)
+    # the same schedule written another way (min of the two lines) passes too
+    assert ch04.check_warmup_lr(lambda s, p, W, N: p * min((s + 1) / W if W else 1.0, (N - s) / (N - W)),
+                                quiet=True)
+    assert ch04.check_warmup_lr(lambda s, p, W, N: torch.tensor(right_warmup(s, p, W, N)), quiet=True)
+
+
+def test_warmup_lr_typical_mistakes_get_their_hint():
+    def wrong(warm, decay):
+        return lambda s, p, W, N: warm(s, p, W, N) if s < W else decay(s, p, W, N)
+
+    warm_ok = lambda s, p, W, N: p * (s + 1) / W            # noqa: E731
+    decay_ok = lambda s, p, W, N: p * (N - s) / (N - W)      # noqa: E731
+    cases = [
+        (wrong(lambda s, p, W, N: p * s / W, decay_ok), "off by one in the warm-up"),
+        (wrong(warm_ok, lambda s, p, W, N: p), "no decay"),
+        (wrong(lambda s, p, W, N: p * s / W, lambda s, p, W, N: p), "two things"),
+        (wrong(lambda s, p, W, N: p, decay_ok), "starts at peak_lr"),
+        (lambda s, p, W, N: p * (N - s) / N, "without any warm-up"),
+        (wrong(warm_ok, lambda s, p, W, N: p * (N - 1 - s) / (N - 1 - W)), "off by one in the decay"),
+        (wrong(warm_ok, lambda s, p, W, N: p * (N - s) / N), "length of the decay"),
+        (lambda s, p, W, N: min(p * (s + 1) / W, p * (N - s) / (N - W)), "divides by zero"),
+    ]
+    for fn, words in cases:
+        v = ch04.check_warmup_lr(fn, quiet=True)
+        assert not v and words in v.message, (words, v.message)
+
+
+def test_warmup_lr_junk():
+    assert not ch04.check_warmup_lr(None, quiet=True)
+    v = ch04.check_warmup_lr(lambda s, p, W, N: None, quiet=True)
+    assert not v and "number" in v.message
+    v = ch04.check_warmup_lr(lambda s, p, W, N: right_warmup(s, p, W, N) * 1.01, quiet=True)
+    assert not v and "step 0 should get" in v.message
+    v = ch04.check_warmup_lr(lambda s, p, W, N: [][0], quiet=True)
+    assert not v and "IndexError" in v.message
+    assert not ch04.check_warmup_lr(42, quiet=True)
+
+
+def test_attention_crossover():
+    C = ch04.GPT2_SMALL_WIDTH
+    # independently: the FLOP table of lmlib.flops at the crossover has the two sides equal
+    from lmlib.flops import gpt_flops_breakdown
+    from lmlib.gpt import GPTConfig
+    cfg = GPTConfig(vocab_size=10, block_size=6 * C, n_layer=1, n_head=12, n_embd=C)
+    f = gpt_flops_breakdown(cfg, 6 * C)
+    assert f["attention_scores"] + f["attention_weighted_sum"] == f["attention_projections"] + f["mlp"]
+    assert ch04.check_attention_crossover(6 * C, quiet=True)
+    for wrong, words in ((3 * C, "2 FLOPs per token"), (12 * C, "weighted sum"), (2 * C, "12·C²"),
+                         (18 * C, "backward"), (1024, "context length"), (5000, "solve for T")):
+        v = ch04.check_attention_crossover(wrong, quiet=True)
+        assert not v and words in v.message, (wrong, v.message)
+    assert not ch04.check_attention_crossover(None, quiet=True)
+    assert not ch04.check_attention_crossover("4608", quiet=True)

@@ -2,8 +2,9 @@
 
 - :func:`check_gpt_param_count` -- a function giving the parameter count of a GPT from its shapes.
 - :func:`check_split_c_attn` -- GPT-2's fused ``c_attn`` Conv1D weight split into three nn.Linear weights.
-- :func:`check_pre_norm_forward` -- the forward pass of a pre-norm encoder layer, from its parts.
-- :func:`check_training_flops` -- the 6·N·D estimate of a training run's compute.
+- :func:`check_warmup_lr` -- a learning-rate schedule with linear warm-up and linear decay.
+- :func:`check_attention_crossover` -- the context length at which attention's weight-free FLOPs
+  equal those of a block's weight matrices.
 
 Every checker prints a verdict with a specific hint for the usual mistakes and returns a
 :class:`lmlib.exercises.Verdict`.
@@ -11,18 +12,19 @@ Every checker prints a verdict with a specific hint for the usual mistakes and r
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
 
 from lmlib.exercises import Verdict, check_close, check_function, correct, describe, hint, never_raises
 
-__all__ = ["check_gpt_param_count", "check_split_c_attn", "check_pre_norm_forward", "check_training_flops",
-           "GPT2_SMALL_PARAMS", "TRAINING_TOKENS"]
+__all__ = ["check_gpt_param_count", "check_split_c_attn", "check_warmup_lr", "check_attention_crossover",
+           "GPT2_SMALL_PARAMS", "GPT2_SMALL_WIDTH"]
 
 GPT2_SMALL_PARAMS = 124_439_808
-#: tokens of the training run in :func:`check_training_flops`
-TRAINING_TOKENS = 10_000_000_000
+#: n_embd of GPT-2 small, the C of :func:`check_attention_crossover`
+GPT2_SMALL_WIDTH = 768
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,64 +125,113 @@ def check_split_c_attn(fn: Callable[[torch.Tensor], tuple] | None, *, quiet: boo
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise: pre-norm forward pass
+# Exercise: a warm-up learning-rate schedule
 # ---------------------------------------------------------------------------------------------
 
-@never_raises('a function fn(layer, x) returning a tensor shaped like x')
-def check_pre_norm_forward(fn: Callable[[Any, torch.Tensor], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
-    """``fn(layer, x) -> y``: the pre-norm forward of an :class:`lmlib.blocks.EncoderLayer` from its parts
-    ``layer.norm1, layer.self_attn, layer.norm2, layer.ffn`` (dropout is 0)."""
-    from lmlib.blocks import EncoderLayer
+def _warmup_right(step: int, peak: float, W: int, N: int) -> float:
+    if step < W:
+        return peak * (step + 1) / W
+    return peak * (N - step) / (N - W)
 
+
+#: typical wrong schedules, each with its diagnosis (tried in this order)
+_WARMUP_MISTAKES: list[tuple[Callable[[int, float, int, int], float], str]] = [
+    (lambda s, p, W, N: p * s / W if s < W else p * (N - s) / (N - W),
+     "off by one in the warm-up: your step 0 has learning rate 0, so the first update does nothing; "
+     "step 0 should get peak_lr / warmup_steps and step warmup_steps - 1 the full peak_lr."),
+    (lambda s, p, W, N: p * (s + 1) / W if s < W else p,
+     "there is no decay: after the warm-up the rate must fall linearly, to reach 0 at step total_steps."),
+    (lambda s, p, W, N: p * s / W if s < W else p,
+     "two things: step 0 gets 0 (it should get peak_lr / warmup_steps), and there is no decay after the warm-up."),
+    (lambda s, p, W, N: p * (N - s) / (N - W) if s >= W else p,
+     "the warm-up starts at peak_lr: the point of a warm-up is to start near 0 and rise to peak_lr."),
+    (lambda s, p, W, N: p * (N - s) / N,
+     "that decays from step 0 without any warm-up: rise linearly over the first warmup_steps steps first."),
+    (lambda s, p, W, N: p * (s + 1) / W if s < W else p * (N - 1 - s) / (N - 1 - W),
+     "off by one in the decay: your last step (total_steps - 1) gets 0, a wasted step; the rate should reach "
+     "0 one step later, at step total_steps."),
+    (lambda s, p, W, N: p * (s + 1) / W if s < W else p * (N - s) / N,
+     "the decay must start from peak_lr at step warmup_steps: divide by the length of the decay "
+     "(total_steps - warmup_steps), not by total_steps."),
+]
+
+#: (peak_lr, warmup_steps, total_steps) of the test cases; the last has no warm-up at all
+_WARMUP_CASES = [(1e-3, 10, 100), (0.3, 4, 12), (2.0, 1, 5), (0.5, 0, 6)]
+
+
+def _schedule(fn, peak, W, N) -> list[float]:
+    return [fn(s, peak, W, N) for s in range(N)]
+
+
+def _close_lists(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12) for x, y in zip(a, b))
+
+
+@never_raises("a function fn(step, peak_lr, warmup_steps, total_steps) returning a number")
+def check_warmup_lr(fn: Callable[[int, float, int, int], float] | None, *, quiet: bool = False) -> Verdict:
+    """``fn(step, peak_lr, warmup_steps, total_steps) -> lr`` for steps ``0 .. total_steps - 1``:
+    linear warm-up (step 0 at ``peak_lr / warmup_steps``, step ``warmup_steps - 1`` at ``peak_lr``),
+    then linear decay that would reach 0 at step ``total_steps``; ``warmup_steps = 0``: no warm-up."""
     if fn is None:
-        return hint("pre_norm_forward: define your function and pass it to the checker.", quiet=quiet)
-    torch.manual_seed(0)
-    layer = EncoderLayer(8, 2, 16, norm_first=True).eval()
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    x = torch.randn(2, 5, 8)
-    with torch.no_grad():
-        expected = layer(x)
+        return hint("warmup_lr: define your function and pass it to the checker.", quiet=quiet)
+    if not callable(fn):
+        return hint(f"warmup_lr: expected a function, got {describe(fn)}.", quiet=quiet)
+    for peak, W, N in _WARMUP_CASES:
         try:
-            got = fn(layer, x.clone())
-        except Exception as exc:  # noqa: BLE001
-            return hint(f"pre_norm_forward raised {type(exc).__name__}: {exc}", quiet=quiet)
-        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return hint(f"return a tensor of shape {tuple(expected.shape)} (the same as x).", quiet=quiet)
-        if not got.is_floating_point():
-            return hint(f"return a floating-point tensor (like x), not {describe(got)}.", quiet=quiet)
-        got = got.to(expected.dtype)
-        if torch.allclose(got, expected, atol=1e-5):
-            return correct("x + sublayer(norm(x)): the residual path stays un-normalised.", quiet=quiet)
-        post = layer.norm1(x + layer.self_attn(x))
-        post = layer.norm2(post + layer.ffn(post))
-        if torch.allclose(got, post, atol=1e-5):
-            return hint("that is the POST-norm layer: normalise the sublayer's INPUT, and add its output to the "
-                        "un-normalised x.", quiet=quiet)
-        h = layer.norm1(x)
-        wrong_res = h + layer.self_attn(h)
-        wrong_res = layer.norm2(wrong_res) + layer.ffn(layer.norm2(wrong_res))
-        if torch.allclose(got, wrong_res, atol=1e-5):
-            return hint("the residual must carry x itself (before the norm): x = x + attn(norm1(x)).", quiet=quiet)
-        a = x + layer.self_attn(layer.norm1(x))
-        if torch.allclose(got, a, atol=1e-5):
-            return hint("you stopped after the attention sublayer; add the FFN sublayer the same way.", quiet=quiet)
-    return hint("write it as two lines: x = x + attn(norm1(x)); x = x + ffn(norm2(x)).", quiet=quiet)
+            got = _schedule(fn, peak, W, N)
+        except ZeroDivisionError:
+            if W == 0:
+                return hint("warmup_lr divides by zero when warmup_steps = 0: with no warm-up, every step is "
+                            "in the decay phase.", quiet=quiet)
+            return hint(f"warmup_lr raised ZeroDivisionError for peak_lr={peak}, warmup_steps={W}, "
+                        f"total_steps={N}.", quiet=quiet)
+        except Exception as exc:  # noqa: BLE001 - a learner's bug is feedback
+            return hint(f"warmup_lr raised {type(exc).__name__}: {exc} (peak_lr={peak}, warmup_steps={W}, "
+                        f"total_steps={N}).", quiet=quiet)
+        bad = next((v for v in got if not _is_real(v)), "ok")
+        if bad != "ok":
+            return hint(f"warmup_lr must return a number (the learning rate), got {describe(bad)}.", quiet=quiet)
+        got = [float(v) for v in got]
+        want = _schedule(_warmup_right, peak, W, N)
+        if _close_lists(got, want):
+            continue
+        if W > 0:   # the mistakes are told apart on a case with a warm-up
+            for wrong, message in _WARMUP_MISTAKES:
+                try:
+                    if _close_lists(got, _schedule(wrong, peak, W, N)):
+                        return hint(message, quiet=quiet)
+                except ZeroDivisionError:
+                    pass
+        first = next(s for s in range(N) if not math.isclose(got[s], want[s], rel_tol=1e-6, abs_tol=1e-12))
+        return hint(f"for peak_lr={peak}, warmup_steps={W}, total_steps={N}, step {first} should get "
+                    f"{want[first]:.6g}, yours gives {got[first]:.6g}.", quiet=quiet)
+    return correct("linear warm-up from peak_lr / warmup_steps to peak_lr, then linear decay towards 0.",
+                   quiet=quiet)
+
+
+def _is_real(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return v.numel() == 1 and v.dtype != torch.bool and not v.is_complex() and bool(torch.isfinite(v))
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise: training compute
+# Exercise: where attention's context term overtakes the weights
 # ---------------------------------------------------------------------------------------------
 
-@never_raises('a number (of FLOPs)')
-def check_training_flops(answer: Any, *, quiet: bool = False) -> Verdict:
-    """FLOPs to train GPT-2 small (N = 124,439,808) on D = 10 billion tokens with the 6·N·D rule."""
-    N, D = GPT2_SMALL_PARAMS, TRAINING_TOKENS
-    return check_close(answer, 6 * N * D, what="training FLOPs", rel_tol=1e-2, hints=[
-        (2 * N * D, "2·N·D is the forward pass only; the backward pass costs about twice the forward."),
-        (4 * N * D, "backward ≈ 2 × forward, so training ≈ 2N + 4N = 6N per token."),
-        (6 * N, "that is per token; multiply by the number of tokens D."),
-        (3 * N * D, "each weight costs 2 FLOPs (a multiply and an add) per token in the forward pass."),
-    ], default_hint="training ≈ 6 FLOPs per parameter per token (2 forward + 4 backward), times D tokens.",
-        quiet=quiet)
+@never_raises("a number (a context length T)")
+def check_attention_crossover(answer: Any, *, quiet: bool = False) -> Verdict:
+    """The context length ``T`` at which the attention scores and weighted sum of one GPT block
+    cost as many FLOPs per token as all of the block's weight matrices, for GPT-2 small (C = 768)."""
+    C = GPT2_SMALL_WIDTH
+    return check_close(answer, 6 * C, what="crossover context length T", rel_tol=1e-3, hints=[
+        (3 * C, "a weight costs 2 FLOPs per token (a multiply and an add), just like each term of q·k and of the "
+                "weighted sum: count both sides in FLOPs."),
+        (12 * C, "the context-dependent work is two products, the scores q·k AND the weighted sum of the values: "
+                 "2·T·C FLOPs each."),
+        (2 * C, "a block has 12·C² weights: 4·C² in attention's projections and 8·C² in the FFN; count them all."),
+        (C, "count the FFN's 8·C² weights as well as attention's 4·C², at 2 FLOPs each."),
+        (18 * C, "if you count the backward pass, count it on both sides: it triples the attention products too."),
+        (1024, "1024 is GPT-2's context length; the question is where the two costs would be equal."),
+    ], default_hint="per token and block: the weights cost 2·12·C² FLOPs, the scores and the weighted sum "
+                    "2·T·C each; solve for T.", quiet=quiet)
