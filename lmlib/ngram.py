@@ -1,4 +1,9 @@
-"""Character n-gram language models: counting, add-k smoothing, perplexity and sampling.
+"""Character n-gram language models: counting, add-k smoothing, interpolated absolute
+discounting, perplexity and sampling (with a temperature).
+
+:class:`NGramModel` is the add-k model described here; :class:`InterpolatedNGramModel` combines
+the counts of every order ``1, ..., n`` by interpolated absolute discounting (see its docstring);
+:func:`apply_temperature` reshapes a next-character distribution before sampling.
 
 An n-gram model predicts the next character from the previous ``n - 1`` characters only (the
 *context*), using how often each ``n``-character string occurred in the training text::
@@ -37,14 +42,16 @@ friends average over the ``len(text) - n + 1`` characters that do.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lmlib.data import CharVocab
-from lmlib.validation import check_float, check_int
+from lmlib.validation import check_float, check_int, check_tensor
 
-__all__ = ["NGramModel"]
+__all__ = ["NGramModel", "InterpolatedNGramModel", "apply_temperature"]
 
 _MAX_CODE = 2**62  # n-gram codes are int64; V**n must stay below this
 
@@ -89,8 +96,9 @@ class NGramModel:
         self._counts: torch.Tensor | None = None  # (M,) their counts
         self._ctx_codes: torch.Tensor | None = None  # (C,) sorted distinct context codes
         self._ctx_counts: torch.Tensor | None = None  # (C,) their counts
+        self._ctx_types: torch.Tensor | None = None  # (C,) how many distinct characters follow each
         self.num_predictions = 0  # number of n-grams in the training text
-        self._cache: list[tuple[str, tuple[torch.Tensor, torch.Tensor]]] = []  # see _text_counts
+        self._cache: list[tuple[str, tuple[torch.Tensor, ...]]] = []  # see _text_counts
 
     def __repr__(self) -> str:
         state = f"{self.num_ngrams} distinct {self.n}-grams" if self.is_fitted else "not fitted"
@@ -158,7 +166,8 @@ class NGramModel:
         self._codes, self._counts = torch.unique(codes, sorted=True, return_counts=True)
         # a context's count = the sum of the counts of the n-grams that start with it
         ctx = self._codes // self.V  # (M,), still sorted
-        self._ctx_codes, inverse = torch.unique_consecutive(ctx, return_inverse=True)
+        self._ctx_codes, inverse, self._ctx_types = torch.unique_consecutive(
+            ctx, return_inverse=True, return_counts=True)  # _ctx_types: distinct next characters
         self._ctx_counts = torch.zeros(len(self._ctx_codes), dtype=torch.int64)
         self._ctx_counts.index_add_(0, inverse, self._counts)
         self.num_predictions = int(codes.numel())
@@ -170,6 +179,7 @@ class NGramModel:
         other = NGramModel(self.n, self.vocab, smoothing)
         other._codes, other._counts = self._codes, self._counts
         other._ctx_codes, other._ctx_counts = self._ctx_codes, self._ctx_counts
+        other._ctx_types = self._ctx_types
         other.num_predictions = self.num_predictions
         other._cache = self._cache
         return other
@@ -243,12 +253,13 @@ class NGramModel:
     def log_probs(self, text: str) -> torch.Tensor:
         """Log-probability of every predicted character of ``text``, float64 of shape
         ``(len(text) - n + 1,)``: entry ``i`` is ``log P(text[i + n - 1] | text[i : i + n - 1])``."""
-        counts, ctx_counts = self._text_counts(text)  # (P,), (P,)
+        counts, ctx_counts, _ = self._text_counts(text)  # (P,), (P,)
         return self._smooth(counts, ctx_counts).log()
 
-    def _text_counts(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training counts ``N(context + c)`` and ``N(context)`` at every predicted position of
-        ``text``, each of shape ``(len(text) - n + 1,)``. The last two texts are cached (shared
+    def _text_counts(self, text: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training counts ``N(context + c)``, ``N(context)`` and the number of distinct characters
+        seen after the context, at every predicted position of ``text``, each of shape
+        ``(len(text) - n + 1,)``. The last two texts are cached (shared
         with :meth:`with_smoothing` copies), so sweeping ``k`` on a long text looks up once."""
         self._require_fit()
         if not isinstance(text, str):
@@ -263,12 +274,18 @@ class NGramModel:
         codes = self._windows(ids)  # (P,)
         counts = self._lookup(self._codes, self._counts, codes)  # (P,)
         ctx_counts = self._lookup(self._ctx_codes, self._ctx_counts, codes // self.V)  # (P,)
-        self._cache[:] = [(text, (counts, ctx_counts))] + self._cache[:1]
-        return counts, ctx_counts
+        ctx_types = self._lookup(self._ctx_codes, self._ctx_types, codes // self.V)  # (P,)
+        self._cache[:] = [(text, (counts, ctx_counts, ctx_types))] + self._cache[:1]
+        return counts, ctx_counts, ctx_types
+
+    def context_counts(self, text: str) -> torch.Tensor:
+        """``N(context)`` in training for every predicted character of ``text``: int64 of shape
+        ``(len(text) - n + 1,)`` (0 where the context was never seen)."""
+        return self._text_counts(text)[1].clone()
 
     def seen_context_fraction(self, text: str) -> float:
         """Fraction of the predicted characters of ``text`` whose context occurred in training."""
-        _, ctx_counts = self._text_counts(text)
+        _, ctx_counts, _ = self._text_counts(text)
         return float((ctx_counts > 0).double().mean())
 
     # ------------------------------------------------------------------ evaluation
@@ -286,41 +303,213 @@ class NGramModel:
         return self.nll(text) / math.log(2)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n_chars: int, generator: torch.Generator | None = None, prompt: str = "") -> str:
+    def prob_next(self, context: str, temperature: float = 1.0) -> torch.Tensor:
+        """The distribution ``sample`` draws the next character from, shape ``(V,)``, float64:
+        the model's ``P(c | context)`` raised to the power ``1 / temperature`` and renormalised
+        (see :func:`apply_temperature`)."""
+        temperature = check_float("temperature", temperature, min=0.0, who="prob_next")
+        return apply_temperature(self.log_prob_next(context), temperature)
+
+    def sample(self, n_chars: int, generator: torch.Generator | None = None, prompt: str = "", *,
+               temperature: float = 1.0) -> str:
         """Generate ``n_chars`` characters after ``prompt``; returns ``prompt`` + the new text.
 
-        Each character is drawn with ``torch.multinomial`` from the model's next-character
-        distribution given the last ``n - 1`` characters. A non-empty ``prompt`` must have at
-        least ``n - 1`` characters. With an empty prompt (and ``n > 1``) the first ``n - 1``
-        characters are a context drawn from the training contexts in proportion to their counts
-        (they count towards ``n_chars``). Pass a seeded ``torch.Generator`` for reproducible text
-        (``None`` uses torch's global random state).
+        Each character is drawn with ``torch.multinomial`` from :meth:`prob_next` given the last
+        ``n - 1`` characters (``temperature = 1``: the model itself; ``0``: always the most likely
+        character). A non-empty ``prompt`` must have at least ``n - 1`` characters. With an empty
+        prompt (and ``n > 1``) the first ``n - 1`` characters are a context drawn from the training
+        contexts in proportion to their counts (they count towards ``n_chars``). Pass a seeded
+        ``torch.Generator`` for reproducible text (``None`` uses torch's global random state).
         """
         self._require_fit()
-        check_int("n_chars", n_chars, min=0, who="sample")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        if not isinstance(prompt, str):
-            raise TypeError(f"sample: prompt must be a str, got {type(prompt).__name__}")
+        _check_sample_args(self, n_chars, generator, prompt, temperature)
+        return _sample(self, self, n_chars, generator, prompt, temperature)
+
+    def _random_context(self, generator: torch.Generator | None) -> str:
+        """A training context of ``n - 1`` characters, drawn in proportion to its count."""
         k = self.n - 1
-        out = prompt
-        if prompt == "" and k > 0 and n_chars > 0:
-            i = int(torch.multinomial(self._ctx_counts.double(), 1, generator=generator))
-            code = int(self._ctx_codes[i])
-            digits = [(code // self.V**j) % self.V for j in range(k - 1, -1, -1)]
-            start = self.vocab.decode(digits)[:n_chars]
-            out, n_chars = start, n_chars - len(start)
-        elif len(prompt) < k:
-            self._ids(prompt, "prompt")  # an unknown character is the more useful error
-            raise ValueError(f"a {self.n}-gram model needs a prompt of at least {k} characters "
+        i = int(torch.multinomial(self._ctx_counts.double(), 1, generator=generator))
+        code = int(self._ctx_codes[i])
+        return self.vocab.decode([(code // self.V**j) % self.V for j in range(k - 1, -1, -1)])
+
+
+def apply_temperature(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Sampling probabilities from log-probabilities ``(..., V)`` at a ``temperature`` >= 0.
+
+    ``p_T(c) = p(c)**(1/T) / sum_c' p(c')**(1/T)``, i.e. ``softmax(log p / T)``. ``T = 1`` returns
+    ``exp(log p)`` unchanged; ``T -> 0`` puts all the mass on the most likely character (``T = 0``
+    is exactly that one-hot distribution, the first maximum on ties); a large ``T`` tends to the
+    uniform distribution over the characters of nonzero probability.
+    """
+    _check_log_probs(log_probs)
+    temperature = check_float("temperature", temperature, min=0.0, who="apply_temperature")
+    return _tempered(log_probs, temperature)
+
+
+def _tempered(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """:func:`apply_temperature` without the checks (for the sampling loop)."""
+    if temperature == 1.0:
+        return log_probs.exp()
+    if temperature == 0.0:
+        return F.one_hot(log_probs.argmax(-1), log_probs.shape[-1]).to(log_probs.dtype)
+    return torch.softmax(log_probs / temperature, dim=-1)
+
+
+def _check_sample_args(model, n_chars, generator, prompt, temperature) -> None:
+    check_int("n_chars", n_chars, min=0, who="sample")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if not isinstance(prompt, str):
+        raise TypeError(f"sample: prompt must be a str, got {type(prompt).__name__}")
+    check_float("temperature", temperature, min=0.0, who="sample")
+    k = model.n - 1
+    if prompt:
+        model._ids(prompt, "prompt")  # an unknown character is the more useful error
+        if len(prompt) < k:
+            raise ValueError(f"a {model.n}-gram model needs a prompt of at least {k} characters "
                              f"(or an empty prompt), got {len(prompt)}: {prompt!r}")
-        else:
-            self._ids(prompt, "prompt")
-        new = []
-        context = out[len(out) - k:] if k else ""
-        for _ in range(n_chars):
-            probs = self.log_prob_next(context).exp()  # (V,)
-            c = self.vocab.chars[int(torch.multinomial(probs, 1, generator=generator))]
-            new.append(c)
-            context = (context + c)[len(context) + 1 - k:] if k else ""
-        return out + "".join(new)
+
+
+def _sample(model, starts, n_chars, generator, prompt, temperature) -> str:
+    """The sampling loop shared by the models (arguments already checked); ``starts`` is the
+    :class:`NGramModel` whose training contexts start a text when ``prompt`` is empty."""
+    k = model.n - 1
+    out = prompt
+    if prompt == "" and k > 0 and n_chars > 0:
+        out = starts._random_context(generator)[:n_chars]
+        n_chars -= len(out)
+    new = []
+    context = out[len(out) - k:] if k else ""
+    for _ in range(n_chars):
+        probs = _tempered(model.log_prob_next(context), temperature)  # (V,) = model.prob_next(...)
+        c = model.vocab.chars[int(torch.multinomial(probs, 1, generator=generator))]
+        new.append(c)
+        context = (context + c)[len(context) + 1 - k:] if k else ""
+    return out + "".join(new)
+
+
+def _check_log_probs(log_probs: Any) -> None:
+    check_tensor("log_probs", log_probs, dtype="float", nonempty=True, who="apply_temperature")
+    if log_probs.ndim == 0:
+        raise ValueError("apply_temperature: log_probs must have a last axis (of V entries), got a scalar")
+    if torch.isnan(log_probs).any() or (log_probs == math.inf).any() or (log_probs > 1e-6).any():
+        raise ValueError("apply_temperature: log_probs must be log-probabilities (<= 0, no NaN)")
+    if (log_probs == -math.inf).all(-1).any():
+        raise ValueError("apply_temperature: log_probs has a row where every entry is -inf")
+
+
+class InterpolatedNGramModel:
+    """A character n-gram model with interpolated absolute discounting.
+
+    Every order ``m = 1, ..., n`` is counted on the same training text. The order-``m``
+    distribution takes a fixed ``discount`` ``D`` (``0 <= D <= 1``) from the count of every
+    n-gram that occurred and hands the freed mass to the order-``m - 1`` distribution of the
+    context without its first character (order 0 is the uniform ``1 / V``)::
+
+        P_m(c | h) = max(N(hc) - D, 0) / N(h)  +  D * T(h) / N(h) * P_{m-1}(c | h')
+
+    where ``N(h)`` counts the context ``h`` followed by any character and ``T(h)`` is the number
+    of distinct characters that followed it: exactly the mass the discount removed, so every
+    distribution sums to 1. A context never seen (``N(h) = 0``) *backs off* entirely to
+    ``P_{m-1}(c | h')``. With ``D > 0`` every character has a positive probability.
+
+    Args:
+        n: the highest order (``n - 1`` characters of context), ``>= 1``.
+        vocab: the character vocabulary.
+        discount: ``D``, in ``[0, 1]``.
+
+    Attributes:
+        orders: the unsmoothed :class:`NGramModel` of every order ``1, ..., n`` (its counts).
+    """
+
+    def __init__(self, n: int, vocab: CharVocab, discount: float = 0.75):
+        check_int("n", n, min=1, who="InterpolatedNGramModel")
+        self.discount = check_float("discount", discount, min=0.0, max=1.0, who="InterpolatedNGramModel")
+        self.orders = [NGramModel(m, vocab, smoothing=0) for m in range(1, n + 1)]  # validates vocab
+        self.n, self.vocab, self.V = n, vocab, vocab.vocab_size
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.is_fitted else "not fitted"
+        return f"InterpolatedNGramModel(n={self.n}, vocab_size={self.V}, discount={self.discount:g}; {state})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.orders[-1].is_fitted
+
+    def _ids(self, text: str, what: str) -> torch.Tensor:
+        return self.orders[-1]._ids(text, what)
+
+    def fit(self, text: str) -> "InterpolatedNGramModel":
+        """Count the n-grams of every order ``1, ..., n`` of ``text``; returns ``self``."""
+        ids = self._ids(text, "training text")
+        if len(ids) < self.n:
+            raise ValueError(f"the training text has {len(ids)} characters; a {self.n}-gram model "
+                             f"needs at least {self.n}")
+        for model in self.orders:
+            model.fit(text)
+        return self
+
+    def with_discount(self, discount: float, n: int | None = None) -> "InterpolatedNGramModel":
+        """A model sharing these counts (not copied) with another ``discount`` and, optionally,
+        a lower highest order ``n`` (default: the same)."""
+        n = self.n if n is None else check_int("n", n, min=1, max=self.n, who="with_discount")
+        other = InterpolatedNGramModel(n, self.vocab, discount)
+        other.orders = self.orders[:n]
+        return other
+
+    @staticmethod
+    def _interpolate(counts, ctx_counts, ctx_types, lower, discount):
+        """One order: ``max(N(hc) - D, 0) / N(h) + D T(h) / N(h) * lower``; ``lower`` if N(h) = 0."""
+        n_h = ctx_counts.double().clamp(min=1)  # avoids 0/0; those rows are replaced below
+        p = (counts.double() - discount).clamp(min=0) / n_h + discount * ctx_types.double() / n_h * lower
+        return torch.where(ctx_counts > 0, p, lower)
+
+    def log_prob_next(self, context: str) -> torch.Tensor:
+        """Log-probabilities (float64) of every next character, shape ``(V,)``; only the last
+        ``n - 1`` characters of ``context`` matter."""
+        self._require_fit()
+        ids = self.orders[-1]._ids(context, "context")
+        if len(ids) < self.n - 1:
+            raise ValueError(f"a {self.n}-gram model needs a context of at least {self.n - 1} characters, "
+                             f"got {len(ids)}: {context!r}")
+        p = torch.full((self.V,), 1.0 / self.V, dtype=torch.float64)
+        for model in self.orders:
+            ctx = ids[len(ids) - (model.n - 1):] @ model._place[1:]  # code of the last n_m - 1 characters
+            counts = model._lookup(model._codes, model._counts, ctx * self.V + torch.arange(self.V))
+            n_h = model._lookup(model._ctx_codes, model._ctx_counts, ctx.reshape(1))
+            t_h = model._lookup(model._ctx_codes, model._ctx_types, ctx.reshape(1))
+            p = self._interpolate(counts, n_h, t_h, p, self.discount)
+        return p.log()
+
+    def log_probs(self, text: str) -> torch.Tensor:
+        """``log P(text[i + n - 1] | text[i : i + n - 1])`` for every predicted character,
+        float64 of shape ``(len(text) - n + 1,)``, as :meth:`NGramModel.log_probs`."""
+        self._require_fit()
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if len(text) < self.n:
+            self._ids(text, "text")
+            raise ValueError(f"the text has {len(text)} characters; a {self.n}-gram model predicts "
+                             f"nothing from fewer than {self.n} (empty text?)")
+        p = torch.tensor(1.0 / self.V, dtype=torch.float64)
+        for model in self.orders:
+            skip = self.n - model.n  # order m predicts from position m - 1; align on position n - 1
+            counts, n_h, t_h = (x[skip:] for x in model._text_counts(text))  # (P,) each
+            p = self._interpolate(counts, n_h, t_h, p, self.discount)
+        return p.log()
+
+    def _require_fit(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError("the model has not been fitted; call .fit(text) first")
+
+    nll = NGramModel.nll
+    perplexity = NGramModel.perplexity
+    bits_per_char = NGramModel.bits_per_char
+    prob_next = NGramModel.prob_next
+
+    def sample(self, n_chars: int, generator: torch.Generator | None = None, prompt: str = "", *,
+               temperature: float = 1.0) -> str:
+        """Generate text as :meth:`NGramModel.sample` does, from this model's distributions."""
+        self._require_fit()
+        _check_sample_args(self, n_chars, generator, prompt, temperature)
+        return _sample(self, self.orders[-1], n_chars, generator, prompt, temperature)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from lmlib.data import CharVocab
-from lmlib.ngram import NGramModel
+from lmlib.ngram import InterpolatedNGramModel, NGramModel, apply_temperature
 
 TEXT = "the cat sat on the mat. the dog ate the hat!\nand then the cat ran."
 VOCAB = CharVocab.from_text(TEXT + "xyz")  # three characters never seen in training
@@ -107,6 +108,10 @@ def test_unseen_contexts_and_zero_probabilities():
     # and smoothing makes it finite
     assert math.isfinite(m.with_smoothing(0.1).perplexity("tx"))
     assert NGramModel(2, VOCAB).fit(TEXT).seen_context_fraction("xyth") == pytest.approx(1 / 3)
+    _, ctx, _ = dict_model(TEXT, 3, 0, V)
+    text = "the zyx cat"
+    expected = [ctx[text[i:i + 2]] for i in range(len(text) - 2)]
+    assert NGramModel(3, VOCAB).fit(TEXT).context_counts(text).tolist() == expected
 
 
 def test_huge_smoothing_is_uniform():
@@ -202,3 +207,120 @@ def test_errors():
         m.nll(["t", "h", "e"])
     with pytest.raises(ValueError, match="not a valid character"):
         m.nll("the\ud800")
+
+
+# -- interpolated absolute discounting --------------------------------------------------------------
+def dict_discounting(text: str, n: int, D: float, vocab: CharVocab):
+    """An independent interpolated absolute-discounting model: dict counts and the recursion,
+    written out per character in plain Python."""
+    grams = [Counter(text[i:i + m] for i in range(len(text) - m + 1)) for m in range(n + 1)]
+    V = vocab.vocab_size
+
+    def prob(context: str, ch: str, m: int = n) -> float:
+        if m == 0:
+            return 1.0 / V
+        h = context[len(context) - (m - 1):] if m > 1 else ""
+        followers = {g[-1]: c for g, c in grams[m].items() if g[:-1] == h}
+        lower = prob(context, ch, m - 1)
+        total = sum(followers.values())
+        if total == 0:
+            return lower
+        return max(followers.get(ch, 0) - D, 0) / total + D * len(followers) / total * lower
+
+    return prob
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("D", [0.0, 0.3, 0.75, 1.0])
+def test_discounting_matches_brute_force(n, D):
+    m = InterpolatedNGramModel(n, VOCAB, discount=D).fit(TEXT)
+    prob = dict_discounting(TEXT, n, D, VOCAB)
+    for context in ["", "t", "th", "the", " ca", "zzz", "xyt", "at."]:
+        if len(context) < n - 1:
+            continue
+        p = m.log_prob_next(context).exp()
+        expected = torch.tensor([prob(context, c) for c in VOCAB.chars], dtype=torch.float64)
+        torch.testing.assert_close(p, expected, rtol=1e-12, atol=1e-15)
+        assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-12)  # a proper distribution
+        if D > 0:
+            assert bool((p > 0).all())  # nothing is impossible
+    text = "the hat sat on the cat.\nthe end zz"
+    ps = [prob(text[:t], text[t]) for t in range(n - 1, len(text))]
+    lp = m.log_probs(text)
+    torch.testing.assert_close(lp.exp(), torch.tensor(ps, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+    if D == 0 and min(ps) == 0:  # maximum likelihood: an unseen character makes the NLL infinite
+        assert m.nll(text) == math.inf
+        return
+    assert math.isclose(m.nll(text), -math.fsum(map(math.log, ps)) / len(ps), rel_tol=1e-12)
+    assert math.isclose(m.perplexity(text), math.exp(m.nll(text)), rel_tol=1e-12)
+    assert math.isclose(m.bits_per_char(text), m.nll(text) / math.log(2), rel_tol=1e-12)
+
+
+def test_discounting_sums_to_one_for_every_context():
+    rng = random.Random(1)
+    text = "".join(rng.choice("abc ") for _ in range(400))
+    vocab = CharVocab.from_text("abc d")  # 'd' never occurs
+    m = InterpolatedNGramModel(3, vocab, discount=0.6).fit(text)
+    for ctx in itertools.product(vocab.chars, repeat=2):
+        p = m.log_prob_next("".join(ctx)).exp()
+        assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-12)
+    # an unseen context backs off: "dd" and "d" never occur, so the trigram row equals the unigram one
+    uni = m.with_discount(0.6, n=1).log_prob_next("")
+    torch.testing.assert_close(m.log_prob_next("dd"), uni)
+    assert m.with_discount(0.6, n=2).log_prob_next("d").exp().sum().item() == pytest.approx(1.0)
+
+
+def test_with_discount_shares_counts_and_lower_orders():
+    m = InterpolatedNGramModel(4, VOCAB, discount=0.5).fit(TEXT)
+    fresh = InterpolatedNGramModel(2, VOCAB, discount=0.9).fit(TEXT)
+    other = m.with_discount(0.9, n=2)
+    assert other.n == 2 and other.orders[0] is m.orders[0]
+    assert other.nll("the mat") == fresh.nll("the mat")
+    assert m.nll("the mat") != m.with_discount(0.9).nll("the mat")
+    with pytest.raises(ValueError, match="n"):
+        m.with_discount(0.5, n=5)
+
+
+def test_discounting_with_d0_is_maximum_likelihood_on_seen_contexts():
+    ml = NGramModel(3, VOCAB, smoothing=0).fit(TEXT)
+    m = InterpolatedNGramModel(3, VOCAB, discount=0.0).fit(TEXT)
+    torch.testing.assert_close(m.log_prob_next("the").exp(), ml.log_prob_next("the").exp())
+
+
+# -- temperature ------------------------------------------------------------------------------------
+def test_temperature():
+    m = InterpolatedNGramModel(2, VOCAB, discount=0.5).fit(TEXT)
+    logp = m.log_prob_next("t")
+    p = logp.exp()
+    assert torch.equal(m.prob_next("t", 1.0), p)
+    # independent: p ** (1 / T), renormalised
+    for T in (0.3, 2.0, 7.0):
+        ref = p ** (1 / T) / (p ** (1 / T)).sum()
+        torch.testing.assert_close(apply_temperature(logp, T), ref)
+    onehot = m.prob_next("t", 0.0)
+    assert onehot.sum() == 1 and onehot[p.argmax()] == 1
+    torch.testing.assert_close(m.prob_next("t", 1e-3), onehot)
+    V = VOCAB.vocab_size
+    torch.testing.assert_close(m.prob_next("t", 1e6), torch.full((V,), 1 / V, dtype=torch.float64),
+                               rtol=0, atol=1e-6)
+    # lower temperature = lower entropy
+    ent = [float(-(q * q.clamp(min=1e-300).log()).sum()) for q in (m.prob_next("t", T) for T in (0.5, 1, 2))]
+    assert ent[0] < ent[1] < ent[2]
+    # batched rows; zero-probability characters stay impossible at any temperature
+    ml = NGramModel(2, VOCAB, smoothing=0).fit(TEXT)
+    rows = torch.stack([ml.log_prob_next("t"), ml.log_prob_next("h")])
+    q = apply_temperature(rows, 3.0)
+    assert q.shape == rows.shape and bool((q[rows == -math.inf] == 0).all())
+    torch.testing.assert_close(q.sum(-1), torch.ones(2, dtype=torch.float64))
+
+
+def test_sampling_at_temperature_zero_is_greedy():
+    m = InterpolatedNGramModel(3, VOCAB, discount=0.7).fit(TEXT)
+    s = m.sample(30, torch.Generator().manual_seed(0), prompt="th", temperature=0.0)
+    for i in range(2, len(s)):
+        assert VOCAB.chars[int(m.log_prob_next(s[:i]).argmax())] == s[i]
+    a = m.sample(40, torch.Generator().manual_seed(3))
+    assert a == m.sample(40, torch.Generator().manual_seed(3)) and len(a) == 40
+    g = NGramModel(3, VOCAB, smoothing=0.1).fit(TEXT)
+    assert g.sample(20, torch.Generator().manual_seed(0), prompt="the", temperature=0) == \
+        g.sample(20, torch.Generator().manual_seed(5), prompt="the", temperature=0)
