@@ -2,8 +2,8 @@
 
 - :func:`check_text_probability` -- the probability of a short text under a toy bigram model.
 - :func:`check_perplexity` -- the perplexity of four predictions, computed by hand.
-- :func:`check_add_k` -- add-k smoothing of one row of counts (with the unseen-context rule).
-- :func:`check_bigram_counts` -- a ``(V, V)`` table of bigram counts.
+- :func:`check_backoff` -- interpolated absolute discounting that beats add-k on the validation
+  plays, with a discount chosen on them.
 
 Every checker prints a verdict with a specific hint for the usual mistakes and returns a
 :class:`lmlib.exercises.Verdict`. The expected answers are computed here in plain Python,
@@ -12,14 +12,15 @@ independently of :mod:`lmlib.ngram`.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import Counter
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from lmlib.data import CharVocab
-from lmlib.exercises import Verdict, check_close, check_function, hint, never_raises
+from lmlib.exercises import Verdict, check_close, correct, describe, hint, never_raises
 
 __all__ = [
     "TOY_START",
@@ -28,8 +29,8 @@ __all__ = [
     "PERPLEXITY_PROBS",
     "check_text_probability",
     "check_perplexity",
-    "check_add_k",
-    "check_bigram_counts",
+    "BACKOFF_N",
+    "check_backoff",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -105,126 +106,231 @@ def check_perplexity(answer: Any, *, quiet: bool = False) -> Verdict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Exercise: add-k smoothing
+# Exercise: interpolated absolute discounting that beats add-k on the validation plays
 # ----------------------------------------------------------------------------------------------
 
-def _add_k_reference(counts: list[float], k: float) -> list[float]:
-    V, total = len(counts), sum(counts)
-    if total == 0:
-        return [1.0 / V] * V
-    return [(c + k) / (total + k * V) for c in counts]
+#: the order of the model the exercise builds (4 characters of context)
+BACKOFF_N = 5
+#: the discounts the checker compares the learner's choice with (on the validation slice)
+_DISCOUNT_GRID = (0.5, 0.7, 0.8, 0.9, 1.0)
+_ADD_K_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+_SLICE = 5_000  # characters from the start of every validation play: fast, yet six plays
 
 
-def _as_list(x: Any) -> list[float]:
-    if isinstance(x, torch.Tensor):
-        return [float(v) for v in x.detach().flatten().tolist()]
-    return [float(v) for v in x]
+@functools.lru_cache(maxsize=1)
+def _backoff_data():
+    """Training n-gram counts of every order and the validation slice, counted here with torch
+    (independently of :mod:`lmlib.ngram`). Cached: the first call takes a few seconds."""
+    from lmlib import data  # the corpus is only loaded when the exercise is checked
 
-
-@never_raises('a function fn(counts, k) returning a 1-D tensor of V probabilities')
-def check_add_k(fn: Callable[[torch.Tensor, float], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
-    """``fn(counts, k)``: a 1-D tensor of next-character counts ``(V,)`` and ``k >= 0`` -> the
-    smoothed probabilities ``(V,)``, uniform when all counts are zero."""
-    cases_in = [
-        ([3.0, 0.0, 1.0], 1.0),
-        ([3.0, 0.0, 1.0], 0.0),
-        ([10.0, 5.0, 0.0, 0.0, 1.0], 0.5),
-        ([0.0, 0.0, 0.0, 0.0], 1.0),
-        ([0.0, 0.0, 0.0, 0.0], 0.0),
-    ]
-    cases = [((torch.tensor(c, dtype=torch.float64), k), _add_k_reference(c, k)) for c, k in cases_in]
-
-    def compare(got: Any, expected: list[float]) -> bool:
-        try:
-            values = _as_list(got)
-        except Exception:
-            return False
-        return len(values) == len(expected) and all(abs(a - b) <= 1e-6 for a, b in zip(values, expected))
-
-    def diagnose(args: tuple, got: Any, expected: list[float]) -> str | None:
-        counts, k = args
-        c = [float(v) for v in counts.tolist()]
-        V, total = len(c), sum(c)
-        if got is None:
-            return "your function returns None: fill in the body so that it returns the probabilities."
-        try:
-            values = _as_list(got)
-        except Exception:
-            return "return a 1-D tensor (or list) of probabilities, one per character."
-        if len(values) != V:
-            return f"return one probability per character: {V} values, not {len(values)}."
-        if any(v != v for v in values):
-            return ("you returned NaN: with all counts zero and k = 0 the formula is 0/0. An unseen "
-                    "context has no evidence, so return the uniform distribution 1/V there.")
-
-        def near(ref: list[float]) -> bool:
-            return all(abs(a - b) <= 1e-6 for a, b in zip(values, ref))
-
-        if total > 0 and near([(x + k) / (total + k) for x in c]):
-            return "the denominator must be N + k*V: k is added to every one of the V counts."
-        if total > 0 and near([(x + k) / (total + V) for x in c]):
-            return "the denominator is N + k*V (k times V), not N + V."
-        if total > 0 and near([x / total for x in c]) and k > 0:
-            return "you did not add k: every count gets k extra before normalising."
-        if total == 0 and k > 0 and near([0.0] * V):
-            return "with all counts zero, (0 + k) / (0 + k*V) = 1/V for every character."
-        if abs(sum(values) - 1) > 1e-6:
-            return f"the probabilities must sum to 1 (yours sum to {sum(values):.4f})."
-        return None
-
-    return check_function(fn, cases, what="add-k smoothing", compare=compare, diagnose=diagnose, quiet=quiet)
-
-
-# ----------------------------------------------------------------------------------------------
-# Exercise: the table of bigram counts
-# ----------------------------------------------------------------------------------------------
-
-def _bigram_reference(text: str, vocab: CharVocab) -> list[list[int]]:
+    split = data.split_plays(seed=0)
+    vocab = CharVocab.from_text(data.corpus_text())
     V = vocab.vocab_size
-    table = [[0] * V for _ in range(V)]
-    for (a, b), count in Counter(zip(text, text[1:])).items():
-        table[vocab.stoi[a]][vocab.stoi[b]] = count
-    return table
+    lut = np.zeros(max(map(ord, vocab.chars)) + 1, dtype=np.int64)
+    lut[[ord(c) for c in vocab.chars]] = np.arange(V)
+
+    def ids(text: str) -> torch.Tensor:
+        return torch.from_numpy(lut[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)])
+
+    train = ids(split.text("train"))
+    val = ids("".join(data.load_play(p).text[:_SLICE] for p in split.val))
+    tables = []  # order m: (sorted distinct m-gram codes, their counts)
+    for m in range(1, BACKOFF_N + 1):
+        codes = train.unfold(0, m, 1) @ (V ** torch.arange(m - 1, -1, -1))
+        tables.append(torch.unique(codes, sorted=True, return_counts=True))
+    orders, targets = _backoff_rows(V, tables, val)
+    return V, orders, targets
 
 
-@never_raises('a function fn(text, vocab) returning a (V, V) tensor of counts')
-def check_bigram_counts(fn: Callable[[str, CharVocab], torch.Tensor] | None, *, quiet: bool = False) -> Verdict:
-    """``fn(text, vocab)`` -> a ``(V, V)`` tensor whose entry ``[i, j]`` counts how often the
-    character with id ``j`` directly follows the character with id ``i`` in ``text``."""
-    texts = ["abca", "to be or not to be", "aaaa\nbab\n", "the cat sat on the mat.\nthe end"]
-    cases = []
-    for t in texts:
-        vocab = CharVocab.from_text(t + "z")  # 'z' never occurs: its row and column stay 0
-        cases.append(((t, vocab), _bigram_reference(t, vocab)))
+def _lookup(table, query: torch.Tensor) -> torch.Tensor:
+    keys, counts = table
+    idx = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
+    return torch.where(keys[idx] == query, counts[idx], torch.zeros_like(query))
 
-    def as_table(got: Any) -> list[list[float]] | None:
-        if isinstance(got, torch.Tensor) and got.dim() == 2:
-            return got.detach().double().tolist()
-        return None
 
-    def compare(got: Any, expected: list[list[int]]) -> bool:
-        table = as_table(got)
-        return table is not None and table == [[float(x) for x in row] for row in expected]
+def _backoff_rows(V, tables, ids):
+    """For every order m: the distinct contexts of the predicted positions of ``ids`` (their
+    index per position), their ``(C_m, V)`` count rows, and the index of each context's
+    shorter context among the order m-1 contexts."""
+    n = BACKOFF_N
+    T = len(ids) - n + 1
+    orders = []
+    prev_uniq = None
+    for m in range(1, n + 1):
+        if m == 1:
+            ctx = torch.zeros(T, dtype=torch.int64)
+        else:
+            ctx = ids.unfold(0, n, 1)[:, n - m:n - 1] @ (V ** torch.arange(m - 2, -1, -1))  # (T,)
+        uniq, inv = torch.unique(ctx, sorted=True, return_inverse=True)
+        rows = _lookup(tables[m - 1], uniq[:, None] * V + torch.arange(V)).double()  # (C_m, V)
+        parent = (torch.zeros(len(uniq), dtype=torch.int64) if m == 1 else
+                  torch.searchsorted(prev_uniq, uniq % V ** (m - 2)))  # h -> h[1:]
+        orders.append((inv, rows, parent))
+        prev_uniq = uniq
+    return orders, ids[n - 1:]
 
-    def diagnose(args: tuple, got: Any, expected: list[list[int]]) -> str | None:
-        text, vocab = args
-        V = vocab.vocab_size
-        if got is None:
-            return "your function returns None: fill in the body so that it returns the (V, V) table."
-        if not isinstance(got, torch.Tensor):
-            return f"return a torch.Tensor, not {type(got).__name__}."
-        if tuple(got.shape) != (V, V):
-            return f"the table has shape (V, V) = ({V}, {V}); yours has {tuple(got.shape)}."
-        table = as_table(got)
-        exp_t = [[float(expected[j][i]) for j in range(V)] for i in range(V)]
-        if table == exp_t:
-            return "your table is transposed: row = previous character, column = next character."
-        total = sum(map(sum, table))
-        if total == len(text):
-            return (f"your table holds {len(text)} pairs, but a text of {len(text)} characters has "
-                    f"{len(text) - 1} adjacent pairs: the last character has no successor (no wrap-around).")
-        if total != len(text) - 1:
-            return f"the counts should add up to len(text) - 1 = {len(text) - 1}; yours add up to {total:g}."
-        return f"some counts are wrong for the text {text!r}; compare with a Counter of zip(text, text[1:])."
 
-    return check_function(fn, cases, what="bigram counts", compare=compare, diagnose=diagnose, quiet=quiet)
+def _run_backoff(fn, d, V, orders, targets, check_each):
+    """The mean NLL of the order-n model built by applying ``fn(counts, lower, d)`` order by
+    order; ``check_each(counts, lower, probs)`` may return a hint (a str) to stop."""
+    lower_table = torch.full((1, V), 1.0 / V, dtype=torch.float64)
+    for inv, rows, parent in orders:
+        lower = lower_table[parent]  # (C_m, V)
+        probs = fn(rows, lower, d)  # fn works on copies
+        problem = check_each(rows, lower, probs) if check_each else None
+        if problem:
+            return problem
+        lower_table = torch.as_tensor(probs, dtype=torch.float64)
+    p = lower_table[orders[-1][0], targets]  # (T,) probability of each actual next character
+    return float(-p.log().mean())
+
+
+def _add_k_nll(k, V, orders, targets):
+    inv, rows, _ = orders[-1]
+    n_h = rows.sum(1, keepdim=True)
+    probs = torch.where(n_h > 0, (rows + k) / (n_h + k * V), torch.full_like(rows, 1.0 / V))
+    return float(-probs[inv, targets].log().mean())
+
+
+def _reference_discounting(counts, lower, d):
+    n_h = counts.sum(-1, keepdim=True)
+    types = (counts > 0).sum(-1, keepdim=True)
+    p = (counts - d).clamp(min=0) / n_h.clamp(min=1) + d * types / n_h.clamp(min=1) * lower
+    return torch.where(n_h > 0, p, lower)
+
+
+def _toy_cases():
+    """Count rows with a seen context, a context seen with every character, and an unseen one."""
+    counts = torch.tensor([[3.0, 0.0, 1.0, 0.0], [2.0, 2.0, 1.0, 5.0], [0.0, 0.0, 0.0, 0.0],
+                           [1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    lower = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.4, 0.3, 0.2, 0.1],
+                          [0.7, 0.1, 0.1, 0.1]], dtype=torch.float64)
+    return counts, lower
+
+
+def _diagnose_probs(counts, lower, probs, d) -> str | None:
+    """A hint when ``probs`` is not a proper, positive distribution in every row, else None."""
+    if probs is None:
+        return "your function returned None; return the (C, V) tensor of probabilities."
+    if not isinstance(probs, torch.Tensor):
+        return f"return a tensor of shape {tuple(counts.shape)}, not {describe(probs)}."
+    if tuple(probs.shape) != tuple(counts.shape):
+        return (f"return one row of {counts.shape[1]} probabilities per context: shape "
+                f"{tuple(counts.shape)}, not {tuple(probs.shape)}.")
+    if not probs.is_floating_point():
+        return f"return floating-point probabilities, not a tensor of dtype {probs.dtype}."
+    probs = probs.detach().double()
+    unseen = counts.sum(-1) == 0
+    if torch.isnan(probs).any():
+        if torch.isnan(probs[unseen]).any() and not torch.isnan(probs[~unseen]).any():
+            return ("rows of a context never seen in training are NaN: there N(h) = 0 and your "
+                    "formula divides 0 by 0. An unseen context has no counts to trust; back off to "
+                    "the lower-order distribution (use it unchanged).")
+        return "some probabilities are NaN."
+    if (probs < -1e-12).any():
+        return ("some probabilities are negative: you subtracted the discount from counts that are "
+                "0 (or smaller than d). Discount only what was seen: max(N(hc) - d, 0).")
+    sums = probs.sum(-1)
+    if ((sums - 1).abs() > 1e-6).any():
+        n_h = counts.sum(-1, keepdim=True).clamp(min=1)
+        gave_d = (counts - d).clamp(min=0) / n_h + d / n_h * lower
+        gave_d = torch.where(counts.sum(-1, keepdim=True) > 0, gave_d, lower)
+        if torch.allclose(probs, gave_d, atol=1e-6):
+            return ("the rows do not sum to 1: the discount d is taken from every character that was "
+                    "seen, so the mass handed to the lower order is d * T(h) / N(h), with T(h) the number "
+                    "of distinct characters seen after h, not d / N(h).")
+        i = int(((sums - 1).abs() > 1e-6).nonzero()[0])
+        kind = "an unseen context" if bool(unseen[i]) else "a seen context"
+        return (f"every row must be a distribution that sums to 1; the row of {kind} sums to "
+                f"{float(sums[i]):.4f}. Whatever you subtract by discounting must go to the lower order.")
+    if (probs[lower > 0] <= 0).any():
+        return ("some characters get probability 0 although the lower-order distribution gives them "
+                "some: one unseen character then makes the perplexity infinite. Mix in the lower order "
+                "for every character, not only where N(hc) = 0 or only where N(hc) > 0.")
+    return None
+
+
+@never_raises('a function fn(counts, lower, d) returning a (C, V) tensor, and a discount d')
+def check_backoff(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None,
+                  discount: Any = None, *, quiet: bool = False) -> Verdict:
+    """``fn(counts, lower, d)``: ``counts`` ``(C, V)`` next-character counts of ``C`` contexts,
+    ``lower`` ``(C, V)`` the distributions of their shorter contexts, ``d`` the discount -> the
+    ``(C, V)`` interpolated probabilities. The checker builds a ``BACKOFF_N``-gram model from it
+    (order 1 interpolates with the uniform distribution) and compares it on a slice of the
+    validation plays with the best add-k model, at the learner's chosen ``discount``."""
+    if fn is None:
+        return hint("define your function and pass it to the checker.", quiet=quiet)
+    if not callable(fn):
+        return hint(f"expected a function fn(counts, lower, d), got {describe(fn)}.", quiet=quiet)
+    if discount is None:
+        return hint("pass the discount you chose as the second argument: check_backoff(fn, d).", quiet=quiet)
+    if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 < discount <= 1:
+        return hint(f"the discount must be a number in (0, 1], got {describe(discount)}: a count of 1 "
+                    "can give away at most all of itself.", quiet=quiet)
+    d = float(discount)
+
+    def call(counts, lower, dd):
+        try:
+            return fn(counts.clone(), lower.clone(), dd), None
+        except NotImplementedError:
+            return None, "your function still raises NotImplementedError."
+        except Exception as exc:  # a learner's bug is feedback, not a crash
+            return None, f"calling your function raised {type(exc).__name__}: {exc}"
+
+    # 1. a proper, positive distribution on small hand-made rows (at the chosen d and another)
+    counts, lower = _toy_cases()
+    for dd in (d, 0.5):
+        probs, error = call(counts, lower, dd)
+        problem = error or _diagnose_probs(counts, lower, probs, dd)
+        if problem:
+            return hint(problem, quiet=quiet)
+
+    # 2. on the validation slice: beat add-k, with a discount chosen on validation
+    V, orders, targets = _backoff_data()
+
+    def check_each(rows, low, probs):
+        return _diagnose_probs(rows, low, probs, d)
+
+    def nll_at(dd, check=None):
+        def guarded(counts_, lower_, d_):
+            probs, error = call(counts_, lower_, d_)
+            if error:
+                raise _LearnerError(error)
+            return probs
+        try:
+            return _run_backoff(guarded, dd, V, orders, targets, check)
+        except _LearnerError as exc:
+            return str(exc)
+
+    ours = nll_at(d, check_each)
+    if isinstance(ours, str):
+        return hint(ours + " (on the contexts of the validation plays)", quiet=quiet)
+    best_k = min(_ADD_K_GRID, key=lambda k: _add_k_nll(k, V, orders, targets))
+    add_k = _add_k_nll(best_k, V, orders, targets)
+    ppl, ppl_k = math.exp(ours), math.exp(add_k)
+    if ours >= add_k:
+        sweep = {dd: nll_at(dd) for dd in _DISCOUNT_GRID}
+        if all(isinstance(v, float) and v >= add_k for v in sweep.values()):
+            return hint(f"your {BACKOFF_N}-gram model has validation perplexity {ppl:.3f}, the best add-k "
+                        f"(k = {best_k:g}) {ppl_k:.3f}, whatever the discount. Does your function use the "
+                        "counts (the first term, max(N(hc) - d, 0) / N(h)) and hand exactly the freed "
+                        "mass to the lower order?", quiet=quiet)
+        return hint(f"at d = {d:g} your model has validation perplexity {ppl:.3f}, worse than add-k "
+                    f"({ppl_k:.3f}); other discounts do better. Choose d by trying several on the "
+                    "validation plays (never on the test plays).", quiet=quiet)
+    sweep = {dd: nll_at(dd) for dd in _DISCOUNT_GRID if dd != d}
+    good = {dd: v for dd, v in sweep.items() if isinstance(v, float)}
+    if good:
+        d_best = min(good, key=good.get)
+        if ours > good[d_best] + 0.005:  # more than 0.5% worse in perplexity
+            return hint(f"your model beats add-k ({ppl:.3f} < {ppl_k:.3f}), but d = {d_best:g} gives "
+                        f"{math.exp(good[d_best]):.3f} on the validation plays. Choose the discount by a "
+                        "sweep on the validation plays, not by guessing (and not on the test plays).",
+                        quiet=quiet)
+    return correct(f"validation perplexity {ppl:.3f} at d = {d:g}, against {ppl_k:.3f} for the best "
+                   f"add-k (k = {best_k:g}), on the first {_SLICE:,} characters of every validation play.",
+                   quiet=quiet)
+
+
+class _LearnerError(Exception):
+    pass
