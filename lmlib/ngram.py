@@ -2,7 +2,8 @@
 discounting, perplexity and sampling (with a temperature).
 
 :class:`NGramModel` is the add-k model described here; :class:`InterpolatedNGramModel` combines
-the counts of every order ``1, ..., n`` by interpolated absolute discounting (see its docstring);
+the counts of every order ``1, ..., n`` by interpolated absolute discounting (see its docstring),
+:class:`MixtureNGramModel` by a fixed mixture (Jelinek–Mercer interpolation);
 :func:`apply_temperature` reshapes a next-character distribution before sampling.
 
 An n-gram model predicts the next character from the previous ``n - 1`` characters only (the
@@ -51,7 +52,7 @@ import torch.nn.functional as F
 from lmlib.data import CharVocab
 from lmlib.validation import check_float, check_int, check_tensor
 
-__all__ = ["NGramModel", "InterpolatedNGramModel", "apply_temperature"]
+__all__ = ["NGramModel", "InterpolatedNGramModel", "MixtureNGramModel", "apply_temperature"]
 
 _MAX_CODE = 2**62  # n-gram codes are int64; V**n must stay below this
 
@@ -283,6 +284,11 @@ class NGramModel:
         ``(len(text) - n + 1,)`` (0 where the context was never seen)."""
         return self._text_counts(text)[1].clone()
 
+    def context_types(self, text: str) -> torch.Tensor:
+        """``T(context)``, the number of distinct characters that followed the context in training,
+        for every predicted character of ``text``: int64 of shape ``(len(text) - n + 1,)``."""
+        return self._text_counts(text)[2].clone()
+
     def seen_context_fraction(self, text: str) -> float:
         """Fraction of the predicted characters of ``text`` whose context occurred in training."""
         _, ctx_counts, _ = self._text_counts(text)
@@ -513,3 +519,56 @@ class InterpolatedNGramModel:
         self._require_fit()
         _check_sample_args(self, n_chars, generator, prompt, temperature)
         return _sample(self, self.orders[-1], n_chars, generator, prompt, temperature)
+
+
+class MixtureNGramModel(InterpolatedNGramModel):
+    """A character n-gram model with a fixed mixture of orders (Jelinek–Mercer interpolation).
+
+    The counts are those of :class:`InterpolatedNGramModel`; only the share of the shorter context
+    differs. Instead of the discount's ``D * T(h) / N(h)``, which shrinks as a context is seen
+    more often, every seen context hands the same fixed share ``lam`` to the order below::
+
+        P_m(c | h) = (1 - lam) * N(hc) / N(h)  +  lam * P_{m-1}(c | h')
+
+    An unseen context (``N(h) = 0``) backs off entirely to ``P_{m-1}(c | h')``; order 0 is the
+    uniform ``1 / V``. Every distribution sums to 1, and with ``lam > 0`` nothing has probability 0.
+
+    Args:
+        n: the highest order, ``>= 1``.
+        vocab: the character vocabulary.
+        lam: the share of the shorter context, in ``(0, 1]`` (``1`` is the uniform model).
+    """
+
+    def __init__(self, n: int, vocab: CharVocab, lam: float = 0.5):
+        lam = check_float("lam", lam, min=0.0, max=1.0, min_open=True, who="MixtureNGramModel")
+        super().__init__(n, vocab, discount=0.0)
+        self.lam = float(lam)
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.is_fitted else "not fitted"
+        return f"MixtureNGramModel(n={self.n}, vocab_size={self.V}, lam={self.lam:g}; {state})"
+
+    def _interpolate(self, counts, ctx_counts, ctx_types, lower, discount):
+        """One order: ``(1 - lam) N(hc) / N(h) + lam * lower``; ``lower`` if N(h) = 0."""
+        n_h = ctx_counts.double().clamp(min=1)  # avoids 0/0; those rows are replaced below
+        p = (1 - self.lam) * counts.double() / n_h + self.lam * lower
+        return torch.where(ctx_counts > 0, p, lower)
+
+    def with_lam(self, lam: float, n: int | None = None) -> "MixtureNGramModel":
+        """A model sharing these counts (not copied) with another ``lam`` and, optionally, a lower
+        highest order ``n`` (default: the same)."""
+        n = self.n if n is None else check_int("n", n, min=1, max=self.n, who="with_lam")
+        other = MixtureNGramModel(n, self.vocab, lam)
+        other.orders = self.orders[:n]
+        return other
+
+    @classmethod
+    def from_counts(cls, model: InterpolatedNGramModel, lam: float, n: int | None = None) -> "MixtureNGramModel":
+        """A mixture model over the counts of ``model`` (any fitted :class:`InterpolatedNGramModel`,
+        not copied), with share ``lam`` and highest order ``n`` (default: the model's)."""
+        if not isinstance(model, InterpolatedNGramModel):
+            raise TypeError(f"from_counts: model must be an InterpolatedNGramModel, got {type(model).__name__}")
+        n = model.n if n is None else check_int("n", n, min=1, max=model.n, who="from_counts")
+        other = cls(n, model.vocab, lam)
+        other.orders = model.orders[:n]
+        return other

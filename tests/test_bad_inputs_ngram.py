@@ -4,7 +4,7 @@ import torch
 
 from badinput import Case, Custom, Float, Fn, Int, Tensor, make_test
 from lmlib.data import CharVocab
-from lmlib.ngram import InterpolatedNGramModel, NGramModel, apply_temperature
+from lmlib.ngram import InterpolatedNGramModel, MixtureNGramModel, NGramModel, apply_temperature
 
 VOCAB = CharVocab.from_text("the cat sat")
 TEXT = "the cat sat the cat"
@@ -41,6 +41,7 @@ SPECS = [
     _method("log_probs", text=TEXT),
     _method("seen_context_fraction", text=TEXT),
     _method("context_counts", text=TEXT),
+    _method("context_types", text=TEXT),
     _method("nll", text=TEXT),
     _method("perplexity", text=TEXT),
     _method("bits_per_char", text=TEXT),
@@ -89,6 +90,18 @@ SPECS = [
              "prompt": Custom([("int", 3), ("none", None), ("list", ["t", "h"]), ("too_short", "t"),
                                ("unknown_char", "tQ")]), "temperature": Float(min=0.0)},
        aliases={"prompt": ["character"]}),
+    # a fixed mixture (Jelinek-Mercer)
+    Fn("lmlib.ngram.MixtureNGramModel", valid=lambda: dict(n=3, vocab=VOCAB, lam=0.5),
+       args={"n": Int(min=1), "vocab": Custom([("str", "abc"), ("none", None), ("list", ["a"])]),
+             "lam": Float(min=0.0, max=1.0, min_open=True)},
+       cases=[Case("too_large", lambda: MixtureNGramModel(30, VOCAB), "too large")]),
+    Fn("lmlib.ngram.MixtureNGramModel.with_lam", valid=lambda: dict(lam=0.3, n=2),
+       call=lambda **kw: MixtureNGramModel.from_counts(INTERP, 0.5).with_lam(**kw),
+       args={"lam": Float(min=0.0, max=1.0, min_open=True), "n": Int(min=1, max=3, nullable=True)}),
+    Fn("lmlib.ngram.MixtureNGramModel.from_counts", valid=lambda: dict(model=INTERP, lam=0.3, n=2),
+       call=lambda **kw: MixtureNGramModel.from_counts(**kw),
+       args={"model": Custom([("add_k_model", FITTED), ("none", None), ("str", "model")]),
+             "lam": Float(min=0.0, max=1.0, min_open=True), "n": Int(min=1, max=3, nullable=True)}),
     Fn("lmlib.ngram.apply_temperature",
        valid=lambda: dict(log_probs=torch.tensor([[-0.5, -1.0, -2.0]]).log_softmax(-1), temperature=0.5),
        args={"log_probs": Tensor(dtype="float", skip=("extra_dim",)), "temperature": Float(min=0.0)},

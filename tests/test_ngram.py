@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import collections
 from collections import Counter
 
 import pytest
 import torch
 
 from lmlib.data import CharVocab
-from lmlib.ngram import InterpolatedNGramModel, NGramModel, apply_temperature
+from lmlib.ngram import InterpolatedNGramModel, MixtureNGramModel, NGramModel, apply_temperature
 
 TEXT = "the cat sat on the mat. the dog ate the hat!\nand then the cat ran."
 VOCAB = CharVocab.from_text(TEXT + "xyz")  # three characters never seen in training
@@ -285,6 +286,71 @@ def test_discounting_with_d0_is_maximum_likelihood_on_seen_contexts():
     ml = NGramModel(3, VOCAB, smoothing=0).fit(TEXT)
     m = InterpolatedNGramModel(3, VOCAB, discount=0.0).fit(TEXT)
     torch.testing.assert_close(m.log_prob_next("the").exp(), ml.log_prob_next("the").exp())
+
+
+def dict_mixture(text, n, lam, vocab):
+    """Jelinek-Mercer probabilities from plain dict counts, order by order (independent of lmlib)."""
+    follow = [collections.defaultdict(collections.Counter) for _ in range(n + 1)]
+    for m in range(1, n + 1):
+        for i in range(len(text) - m + 1):
+            follow[m][text[i:i + m - 1]][text[i + m - 1]] += 1
+
+    def prob(context, ch):
+        p = 1.0 / vocab.vocab_size
+        for m in range(1, n + 1):
+            h = context[len(context) - (m - 1):] if m > 1 else ""
+            f = follow[m][h]
+            total = sum(f.values())
+            if total:
+                p = (1 - lam) * f.get(ch, 0) / total + lam * p
+        return p
+
+    return prob
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("lam", [0.1, 0.5, 1.0])
+def test_mixture_matches_brute_force(n, lam):
+    m = MixtureNGramModel(n, VOCAB, lam=lam).fit(TEXT)
+    prob = dict_mixture(TEXT, n, lam, VOCAB)
+    for context in ["", "t", "th", "the", " ca", "zzz", "xyt", "at."]:
+        if len(context) < n - 1:
+            continue
+        p = m.log_prob_next(context).exp()
+        expected = torch.tensor([prob(context, c) for c in VOCAB.chars], dtype=torch.float64)
+        torch.testing.assert_close(p, expected, rtol=1e-12, atol=1e-15)
+        assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-12) and bool((p > 0).all())
+    text = "the hat sat on the cat.\nthe end zz"
+    ps = [prob(text[:t], text[t]) for t in range(n - 1, len(text))]
+    assert math.isclose(m.nll(text), -math.fsum(map(math.log, ps)) / len(ps), rel_tol=1e-12)
+    if lam == 1.0:  # all the mass goes down to the uniform distribution
+        assert math.isclose(m.perplexity(text), VOCAB.vocab_size, rel_tol=1e-12)
+
+
+def test_context_types_counts_distinct_followers():
+    m = NGramModel(3, VOCAB, smoothing=0).fit(TEXT)
+    text = "the cat zz"
+    followers = collections.defaultdict(set)
+    for i in range(len(TEXT) - 2):
+        followers[TEXT[i:i + 2]].add(TEXT[i + 2])
+    expected = [len(followers[text[t - 2:t]]) for t in range(2, len(text))]
+    assert m.context_types(text).tolist() == expected
+    assert (m.context_types(text) <= m.context_counts(text)).all()
+
+
+def test_mixture_shares_counts():
+    base = InterpolatedNGramModel(4, VOCAB, discount=0.5).fit(TEXT)
+    mix = MixtureNGramModel.from_counts(base, 0.3, n=3)
+    assert mix.n == 3 and mix.orders[0] is base.orders[0]
+    fresh = MixtureNGramModel(3, VOCAB, lam=0.3).fit(TEXT)
+    assert mix.nll("the mat") == fresh.nll("the mat")
+    assert mix.with_lam(0.6).nll("the mat") == MixtureNGramModel(3, VOCAB, lam=0.6).fit(TEXT).nll("the mat")
+    assert mix.with_lam(0.6, n=2).orders[1] is base.orders[1]
+    assert "lam=0.3" in repr(mix) and "fitted" in repr(mix)
+    with pytest.raises(ValueError, match="n"):
+        MixtureNGramModel.from_counts(base, 0.3, n=5)
+    with pytest.raises(TypeError, match="InterpolatedNGramModel"):
+        MixtureNGramModel.from_counts(NGramModel(2, VOCAB).fit(TEXT), 0.3)
 
 
 # -- temperature ------------------------------------------------------------------------------------
