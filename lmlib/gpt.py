@@ -69,6 +69,39 @@ class GPTConfig:
         return asdict(self)
 
 
+def check_lm_inputs(who: str, c, idx, targets, kv_caches) -> None:
+    """The checks of a language model's ``forward(idx, targets, kv_caches=...)`` (``c`` has
+    ``vocab_size``, ``block_size`` and ``n_layer``), made before anything (a KV cache) changes."""
+    check_tensor("idx", idx, dims=2, dtype=(torch.long, torch.int32), who=who)
+    if idx.shape[1] == 0:
+        raise ValueError(f"{who}: idx has no tokens (T = 0)")
+    offset = 0
+    if kv_caches is not None:
+        if not isinstance(kv_caches, (list, tuple)) or not all(isinstance(k, KVCache) for k in kv_caches):
+            raise TypeError(f"{who}: kv_caches must be a list of KVCache (see new_kv_caches()), "
+                            f"got {type(kv_caches).__name__}")
+        if len(kv_caches) != c.n_layer:
+            raise ValueError(f"{who}: expected {c.n_layer} KV caches (one per layer) in kv_caches, "
+                             f"got {len(kv_caches)}")
+        offset = kv_caches[0].length
+        if any(k.length != offset for k in kv_caches):
+            raise ValueError(f"{who}: kv_caches hold different lengths {[k.length for k in kv_caches]}")
+    if offset + idx.shape[1] > c.block_size:
+        raise ValueError(f"{who}: sequence of {offset + idx.shape[1]} tokens ({offset} cached + {idx.shape[1]} "
+                         f"new) is longer than block_size={c.block_size}")
+    if targets is not None:
+        check_tensor("targets", targets, dtype=torch.long, who=who)
+        if targets.shape != idx.shape:
+            raise ValueError(f"{who}: targets must have the shape of idx {tuple(idx.shape)}, "
+                             f"got {tuple(targets.shape)}")
+    if idx.numel():
+        lo, hi = torch.aminmax(idx)                                        # the cheapest range check
+        if lo.item() < 0 or hi.item() >= c.vocab_size:
+            check_ids("idx", idx, c.vocab_size, who=who)                   # raises, naming the bad id
+    if targets is not None:
+        check_ids("targets", targets, c.vocab_size, allow=(-100,), who=who)
+
+
 class GPT(nn.Module):
     """GPT-2-layout language model. ``forward(idx, targets=None, *, kv_caches=None) -> (logits, loss)``.
 
@@ -129,35 +162,7 @@ class GPT(nn.Module):
 
     def _check_inputs(self, idx, targets, kv_caches) -> None:
         """Every check of :meth:`forward`, before anything (a KV cache) changes."""
-        who, c = "GPT", self.config
-        check_tensor("idx", idx, dims=2, dtype=(torch.long, torch.int32), who=who)
-        if idx.shape[1] == 0:
-            raise ValueError(f"{who}: idx has no tokens (T = 0)")
-        offset = 0
-        if kv_caches is not None:
-            if not isinstance(kv_caches, (list, tuple)) or not all(isinstance(k, KVCache) for k in kv_caches):
-                raise TypeError(f"{who}: kv_caches must be a list of KVCache (see new_kv_caches()), "
-                                f"got {type(kv_caches).__name__}")
-            if len(kv_caches) != c.n_layer:
-                raise ValueError(f"{who}: expected {c.n_layer} KV caches (one per layer) in kv_caches, "
-                                 f"got {len(kv_caches)}")
-            offset = kv_caches[0].length
-            if any(k.length != offset for k in kv_caches):
-                raise ValueError(f"{who}: kv_caches hold different lengths {[k.length for k in kv_caches]}")
-        if offset + idx.shape[1] > c.block_size:
-            raise ValueError(f"{who}: sequence of {offset + idx.shape[1]} tokens ({offset} cached + {idx.shape[1]} "
-                             f"new) is longer than block_size={c.block_size}")
-        if targets is not None:
-            check_tensor("targets", targets, dtype=torch.long, who=who)
-            if targets.shape != idx.shape:
-                raise ValueError(f"{who}: targets must have the shape of idx {tuple(idx.shape)}, "
-                                 f"got {tuple(targets.shape)}")
-        if idx.numel():
-            lo, hi = torch.aminmax(idx)                                        # the cheapest range check
-            if lo.item() < 0 or hi.item() >= c.vocab_size:
-                check_ids("idx", idx, c.vocab_size, who=who)                   # raises, naming the bad id
-        if targets is not None:
-            check_ids("targets", targets, c.vocab_size, allow=(-100,), who=who)
+        check_lm_inputs("GPT", self.config, idx, targets, kv_caches)
 
     def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
         """The final hidden states ``(B, T, n_embd)``, after ``ln_f`` and before ``lm_head``: what
