@@ -23,10 +23,14 @@ API
 ``paired_bootstrap(score_a, score_b, *, groups=None, strata=None, n_boot=2000, seed=0, level=0.95)
 -> Interval(estimate, low, high)`` for ``mean(score_a) - mean(score_b)``
 ``bootstrap_mean(score, ...) -> Interval`` for one mean (an accuracy with its interval)
+``paired_t_interval(a, b, level=0.95) -> Interval`` for ``mean(a - b)`` over a few paired runs
+(seeds), with Student's t (:func:`student_t_quantile`): the interval for training runs, where
+each seed is one draw and there are too few of them to bootstrap.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Hashable, Sequence
@@ -35,7 +39,8 @@ import torch
 
 from lmlib.validation import check_float, check_int, check_sequence
 
-__all__ = ["mean_sd", "McNemar", "mcnemar", "Interval", "paired_bootstrap", "bootstrap_mean"]
+__all__ = ["mean_sd", "McNemar", "mcnemar", "Interval", "paired_bootstrap", "bootstrap_mean",
+           "student_t_quantile", "paired_t_interval"]
 
 
 def _scores(name: str, x, who: str) -> torch.Tensor:
@@ -104,7 +109,7 @@ def mcnemar(correct_a, correct_b) -> McNemar:
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a bootstrap percentile interval ``[low, high]``."""
+    """A point estimate with an interval ``[low, high]`` (bootstrap percentile, or Student's t)."""
 
     estimate: float
     low: float
@@ -193,3 +198,50 @@ def bootstrap_mean(score, *, groups=None, strata=None, n_boot: int = 2000, seed:
     s = _scores("score", score, "bootstrap_mean")
     _check_bootstrap_args(n_boot, seed, level, "bootstrap_mean")
     return _bootstrap(s, groups, strata, n_boot, seed, level, "bootstrap_mean")
+
+
+def _t_density(x: float, df: int) -> float:
+    c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return math.exp(c - (df + 1) / 2 * math.log1p(x * x / df))
+
+
+def _t_cdf(t: float, df: int, n: int = 2000) -> float:
+    """P(T <= t) for t >= 0: 1/2 plus the density integrated over [0, t] (Simpson's rule)."""
+    h = t / n
+    inner = sum((4 if i % 2 else 2) * _t_density(i * h, df) for i in range(1, n))
+    return 0.5 + h / 3 * (_t_density(0.0, df) + inner + _t_density(t, df))
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile (``0.5 <= p < 1``) of Student's t with ``df`` degrees of freedom, by
+    bisection on its CDF (4.303 for p = 0.975, df = 2; 1.960 as df grows)."""
+    check_float("p", p, min=0.5, max=1.0, max_open=True, who="student_t_quantile")
+    check_int("df", df, min=1, who="student_t_quantile")
+    return _t_quantile(float(p), int(df))
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(p: float, df: int) -> float:
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:                 # heavy tails: 12.7 for df = 1 at 0.975
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def paired_t_interval(a, b, *, level: float = 0.95) -> Interval:
+    """Student-t interval for ``mean(a - b)`` over paired runs (``a[i]``, ``b[i]``: the same seed):
+    ``d̄ ± t_{(1+level)/2, n-1} · sd(d) / sqrt(n)``. Needs at least 2 pairs."""
+    who = "paired_t_interval"
+    x, y = _scores("a", a, who), _scores("b", b, who)
+    if x.numel() != y.numel():
+        raise ValueError(f"{who}: a has {x.numel()} runs but b has {y.numel()}")
+    if x.numel() < 2:
+        raise ValueError(f"{who}: a and b need at least 2 paired runs for an interval, got {x.numel()}")
+    check_float("level", level, min=0.0, max=1.0, min_open=True, max_open=True, who=who)
+    d = (x - y).double()
+    mean, sd = float(d.mean()), float(d.std(unbiased=True))
+    half = student_t_quantile((1 + level) / 2, d.numel() - 1) * sd / math.sqrt(d.numel())
+    return Interval(mean, mean - half, mean + half, level)

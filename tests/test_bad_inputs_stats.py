@@ -39,6 +39,13 @@ SPECS = [
     Fn("lmlib.stats.bootstrap_mean", valid=lambda: _boot_valid(score=list(A)),
        args={"score": Custom(SCORES), "groups": Custom(LABELS),
              "strata": Custom(LABELS + [("spans_a_group", ["x", "y", "y", "y", "x", "x"])]), **BOOT}),
+    Fn("lmlib.stats.student_t_quantile", valid=lambda: dict(p=0.975, df=2),
+       args={"p": Float(min=0.5, max=1.0, max_open=True), "df": Int(min=1)}),
+    Fn("lmlib.stats.paired_t_interval", valid=lambda: dict(a=[2.0, 2.1, 1.9], b=[2.2, 2.2, 2.0], level=0.95),
+       args={"a": Custom(SCORES), "b": Custom(SCORES),
+             "level": Float(min=0.0, max=1.0, min_open=True, max_open=True)},
+       cases=[Case("different_lengths", lambda: S.paired_t_interval([1.0, 2.0, 3.0], [1.0, 2.0]), "b"),
+              Case("one_pair", lambda: S.paired_t_interval([1.0], [2.0]), "a")]),
 ]
 
 EXEMPT = {

@@ -12,6 +12,7 @@ from fractions import Fraction
 import pytest
 import torch
 
+from lmlib import stats as S
 from lmlib.stats import Interval, McNemar, bootstrap_mean, mcnemar, mean_sd, paired_bootstrap
 
 
@@ -232,3 +233,40 @@ def test_interval_helpers():
     assert not Interval(0.1, -0.02, 0.2, 0.95).excludes_zero()
     assert not Interval(0.0, 0.0, 0.2, 0.95).excludes_zero()   # touching zero does not exclude it
     assert str(Interval(0.05, -0.012, 0.1, 0.95)) == "+0.050 [-0.012, +0.100]"
+
+
+# Student's t: published two-sided 95% (p = 0.975) and 90% (p = 0.95) critical values
+@pytest.mark.parametrize("p, df, table", [(0.975, 1, 12.706), (0.975, 2, 4.303), (0.975, 4, 2.776),
+                                          (0.975, 9, 2.262), (0.975, 30, 2.042), (0.95, 2, 2.920),
+                                          (0.95, 10, 1.812), (0.995, 5, 4.032)])
+def test_student_t_quantile_matches_the_published_table(p, df, table):
+    assert S.student_t_quantile(p, df) == pytest.approx(table, abs=6e-4)
+
+
+def test_student_t_quantile_tends_to_the_normal_and_is_the_median_at_one_half():
+    assert S.student_t_quantile(0.975, 5000) == pytest.approx(1.95996, abs=2e-3)
+    assert S.student_t_quantile(0.5, 3) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_paired_t_interval_is_mean_difference_plus_minus_t_times_standard_error():
+    a, b = [2.00, 2.10, 1.95, 2.05], [2.10, 2.18, 2.03, 2.16]
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 3)
+    r = S.paired_t_interval(a, b)
+    half = 3.182 * sd / 2                     # t_{0.975, 3} = 3.182 (table)
+    assert r.estimate == pytest.approx(mean, abs=1e-12)
+    assert r.low == pytest.approx(mean - half, abs=1e-4) and r.high == pytest.approx(mean + half, abs=1e-4)
+    assert r.excludes_zero()                  # every difference is negative, and consistently so
+
+
+def test_paired_t_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    g = torch.Generator().manual_seed(0)
+    hits = 0
+    for _ in range(400):
+        seed_noise = torch.randn(3, generator=g, dtype=torch.float64)        # shared by a pair
+        a = 1.0 + seed_noise + 0.3 * torch.randn(3, generator=g, dtype=torch.float64)
+        b = 0.8 + seed_noise + 0.3 * torch.randn(3, generator=g, dtype=torch.float64)
+        r = S.paired_t_interval(a, b)
+        hits += r.low <= 0.2 <= r.high
+    assert 0.91 <= hits / 400 <= 0.985
