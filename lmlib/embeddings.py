@@ -219,7 +219,11 @@ class RotaryEmbedding(nn.Module):
     def cos_sin(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``cos, sin: (T, hs)`` for integer positions ``(T,)`` (each angle appears twice)."""
         check_tensor("positions", positions, dims=1, dtype="int", who="RotaryEmbedding.cos_sin")
-        angles = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]  # (T, hs/2)
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32:   # model.to(bfloat16) rounded the buffer: recompute it exactly
+            inv_freq = self.base ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float32,
+                                                   device=positions.device) / self.head_dim)
+        angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]  # (T, hs/2)
         angles = torch.cat([angles, angles], dim=-1)  # (T, hs)
         return angles.cos(), angles.sin()
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from lmlib.attention import KVCache, _check_features, fused_attention
 from lmlib.embeddings import RotaryEmbedding
 from lmlib.normalization import RMSNorm
-from lmlib.validation import check_bool, check_float, check_int, check_tensor
+from lmlib.validation import check_bool, check_device, check_float, check_int, check_tensor
 
 __all__ = ["repeat_kv", "sliding_window_mask", "kv_cache_bytes", "GroupedQueryAttention"]
 
@@ -58,6 +58,8 @@ def sliding_window_mask(t_q: int, t_k: int, window: int, *, device=None) -> Tens
     check_int("t_q", t_q, min=1, who=who)
     check_int("t_k", t_k, min=t_q, who=who)
     check_int("window", window, min=1, who=who)
+    if device is not None:
+        check_device("device", device, who=who)
     i = torch.arange(t_k - t_q, t_k, device=device)[:, None]   # query positions (t_q, 1)
     j = torch.arange(t_k, device=device)[None, :]              # key positions (1, t_k)
     return (j <= i) & (j > i - window)

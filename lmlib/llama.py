@@ -62,6 +62,10 @@ def matched_ffn_hidden(n_embd: int, n_head: int, n_kv_head: int, ffn: str = "swi
     check_int("n_head", n_head, min=1, who=who)
     check_int("n_kv_head", n_kv_head, min=1, max=n_head, who=who)
     check_choice("ffn", ffn, ("swiglu", "gelu"), who=who)
+    if n_head % n_kv_head:
+        raise ValueError(f"{who}: n_kv_head ({n_kv_head}) must divide n_head ({n_head})")
+    if head_dim is None and n_embd % n_head:
+        raise ValueError(f"{who}: n_embd ({n_embd}) must be divisible by n_head ({n_head}), or give head_dim")
     hs = n_embd // n_head if head_dim is None else check_int("head_dim", head_dim, min=1, who=who)
     rest = 12 * n_embd * n_embd - n_embd * hs * (2 * n_head + 2 * n_kv_head)
     if rest <= 0:
@@ -130,8 +134,8 @@ class LlamaConfig:
         """Every switch at GPT-2's setting: LayerNorm, learned positions, GELU FFN of width 4d,
         MHA, biases, tied embeddings (:class:`lmlib.gpt.GPT` with the same weights gives the same logits)."""
         base = dict(norm="layer", position="learned", ffn="gelu", bias=True, tie_embeddings=True)
-        if "n_embd" in kwargs and "ffn_hidden" not in kwargs:
-            base["ffn_hidden"] = 4 * kwargs["n_embd"]
+        if "ffn_hidden" not in kwargs:
+            base["ffn_hidden"] = 4 * check_int("n_embd", kwargs.get("n_embd"), min=1, who="LlamaConfig.gpt2_like")
         return cls(**{**base, **kwargs})
 
     @classmethod
