@@ -20,7 +20,7 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments clean
+.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
@@ -29,6 +29,7 @@ help:
 	@echo "make models - retrain the zoo's pretrained models (lmlib/models/; about 15 minutes each on 2 cores)"
 	@echo "make sweeps - rerun the sweeps that chose the zoo's recipes (lmlib/models/sweeps/)"
 	@echo "make experiments - rerun chapter 7's fine-tuning experiments (lmlib/models/experiments/)"
+	@echo "make ablation - rerun chapter 8's GPT-2 -> Llama ablation (lmlib/models/experiments/ch08-*)"
 
 # The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -68,7 +69,7 @@ notebooks: install
 	$(STORE_ENV) LMLIB_CACHE=$(TEST_CACHE) $(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
 
 # The model zoo: each model is made by one command from its config (see lmlib/zoo.py).
-MODELS ?= gpt-char gpt-bpe bert-mlm
+MODELS ?= gpt-char gpt-bpe bert-mlm llama-char
 models: install
 	for m in $(MODELS); do $(BIN)/python -m lmlib.train --config configs/$$m.json --no-progress || exit 1; done
 
@@ -81,6 +82,10 @@ EXPERIMENTS ?= shuffle lmscore genre strategies sft
 experiments: install
 	for e in $(EXPERIMENTS); do $(BIN)/python scripts/finetune_experiments.py $$e --threads 1 || exit 1; done
 	$(BIN)/python scripts/finetune_experiments.py sft --all-words --threads 1
+
+# Chapter 8's GPT-2 -> Llama ablation (lmlib/models/experiments/ch08-*; about 40 minutes on 2 quiet cores)
+ablation: install
+	$(BIN)/python scripts/ablate_decoder.py configs/experiments/decoder-ablation.json --jobs 2
 
 clean:
 	rm -rf _build

@@ -229,12 +229,16 @@ def _check_recipe(recipe: Mapping[str, Any], allowed: Mapping[str, set[str]], *,
 _RUN_FIELDS = {"progress", "desc", "checkpoint_path", "checkpoint_interval"}
 
 
-def _check_gpt_recipe(recipe: Mapping[str, Any], *, where: str, run_keys: tuple[str, ...] = ()) -> None:
-    """A full course-GPT recipe: known sections and settings, and values that build a config."""
+def _check_gpt_recipe(recipe: Mapping[str, Any], *, where: str, run_keys: tuple[str, ...] = (),
+                      model: str = "gpt") -> None:
+    """A full course-GPT recipe: known sections and settings, and values that build a config.
+    ``model="llama"``: the model section holds :class:`lmlib.llama.LlamaConfig` fields instead."""
     from lmlib.gpt import GPTConfig
+    from lmlib.llama import LlamaConfig
 
+    config_cls = LlamaConfig if model == "llama" else GPTConfig
     allowed = {"data": set(COURSE_GPT_RECIPE["data"]) | {"vocab_size"},
-               "model": {f.name for f in dataclasses.fields(GPTConfig)} - {"vocab_size"},
+               "model": {f.name for f in dataclasses.fields(config_cls)} - {"vocab_size"},
                "train": {f.name for f in dataclasses.fields(TrainConfig)} - _RUN_FIELDS}
     _check_recipe(recipe, allowed, where=where, run_keys=run_keys)
     d = recipe["data"]
@@ -378,9 +382,11 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
     from lmlib.data import sample_batch
     from lmlib.training import make_lm_eval_fn, train
 
+    from lmlib.llama import Llama
+
     check_module("model", model, who="train_course_gpt")
     check_instance("recipe", recipe, Mapping, "a dict", who="train_course_gpt")
-    _check_gpt_recipe(recipe, where="train_course_gpt: recipe")
+    _check_gpt_recipe(recipe, where="train_course_gpt: recipe", model="llama" if isinstance(model, Llama) else "gpt")
     if not isinstance(data, CourseData):
         raise TypeError(f"train_course_gpt: data must be a CourseData (from course_data), got {type(data).__name__}")
     d = recipe["data"]

@@ -23,6 +23,8 @@ The kinds of model:
 
 * ``"gpt"``: :class:`lmlib.gpt.GPT` on the character tokenizer of :func:`lmlib.pretrained.course_data`
   or on the course BPE tokenizer (the one of :func:`lmlib.mlm.bert_tokenizer`);
+* ``"llama"``: :class:`lmlib.llama.Llama` (the modern decoder of chapter 8), trained and evaluated
+  exactly as a ``"gpt"`` (the recipe's ``model`` section holds :class:`~lmlib.llama.LlamaConfig` fields);
 * ``"bert"``: :class:`lmlib.bert.BertForMaskedLM` trained with masked-language modelling
   (:func:`lmlib.mlm.train_mlm`).
 """
@@ -48,9 +50,10 @@ __all__ = ["MODELS_DIR", "ZOO_NAMES", "ZooModel", "ZooData", "load", "read_card"
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: The zoo's models, in the order ``make models`` builds them.
-ZOO_NAMES = ("gpt-char", "gpt-bpe", "bert-mlm")
+ZOO_NAMES = ("gpt-char", "gpt-bpe", "bert-mlm", "llama-char")
 CARD_VERSION = 1
-KINDS = ("gpt", "bert")
+KINDS = ("gpt", "llama", "bert")
+_DECODERS = ("gpt", "llama")   # kinds trained and evaluated as next-token predictors
 CONFIG_KEYS = {"name", "kind", "recipe", "eval", "version"}
 
 
@@ -67,7 +70,7 @@ def rebuild_command(name: str) -> str:
 def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     """A zoo config (a path to its JSON file, or the dict itself), completed and checked.
 
-    A config is ``{"name", "kind": "gpt"|"bert", "recipe": {...}, "eval": {...}}``. The recipe has
+    A config is ``{"name", "kind": "gpt"|"llama"|"bert", "recipe": {...}, "eval": {...}}``. The recipe has
     the format of :data:`lmlib.pretrained.COURSE_GPT_RECIPE` (``kind="gpt"``; ``data.tokenizer``
     is ``"char"`` or ``"bpe"``, the latter with ``data.vocab_size``) or of
     :data:`lmlib.mlm.COURSE_BERT_RECIPE` (``kind="bert"``); settings left out take those defaults.
@@ -100,11 +103,11 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
             raise ValueError(f"{where}: {key!r} must be a JSON object, got {raw.get(key)!r:.60}")
     from lmlib.pretrained import merge_recipe
 
-    if raw["kind"] == "gpt":
+    if raw["kind"] in _DECODERS:
         from lmlib.pretrained import COURSE_GPT_RECIPE, _check_gpt_recipe
 
         recipe = merge_recipe(COURSE_GPT_RECIPE, raw.get("recipe", {}))
-        _check_gpt_recipe(recipe, where=f"{where}: recipe")
+        _check_gpt_recipe(recipe, where=f"{where}: recipe", model=raw["kind"])
         ev = {"stride": recipe["model"]["block_size"] // 2, "batch_size": 32, "check_windows": 64}
     else:
         from lmlib.mlm import COURSE_BERT_RECIPE, _check_bert_recipe
@@ -151,7 +154,7 @@ def zoo_data(config: Mapping[str, Any], tokenizer=None) -> ZooData:
     recipe = config["recipe"]
     from lmlib.data import split_plays
 
-    if config["kind"] == "gpt" and recipe["data"]["tokenizer"] == "char":
+    if config["kind"] in _DECODERS and recipe["data"]["tokenizer"] == "char":
         from lmlib.pretrained import course_data
 
         d = course_data(recipe["data"]["split_seed"])
@@ -160,7 +163,7 @@ def zoo_data(config: Mapping[str, Any], tokenizer=None) -> ZooData:
         return ZooData(d.tokenizer, d.train, d.val, d.test, len(d.split.text("test")), len(d.split.text("val")))
     from lmlib.mlm import bert_tokenizer
 
-    if config["kind"] == "gpt":
+    if config["kind"] in _DECODERS:
         vocab, seed = recipe["data"]["vocab_size"], recipe["data"]["split_seed"]
     else:
         vocab, seed = recipe["tokenizer"]["vocab_size"], recipe["tokenizer"]["split_seed"]
@@ -204,6 +207,10 @@ def build(config: Mapping[str, Any], tokenizer) -> nn.Module:
         from lmlib.gpt import GPT, GPTConfig
 
         return GPT(GPTConfig(vocab_size=tokenizer.vocab_size, **config["recipe"]["model"]))
+    if config["kind"] == "llama":
+        from lmlib.llama import Llama, LlamaConfig
+
+        return Llama(LlamaConfig(vocab_size=tokenizer.vocab_size, **config["recipe"]["model"]))
     from lmlib.bert import BertForMaskedLM
     from lmlib.mlm import bert_config
 
@@ -219,7 +226,7 @@ def fit(model: nn.Module, config: Mapping[str, Any], data: ZooData, *, progress:
     check_bool("progress", progress, who="fit")
     if stop_after is not None:
         check_int("stop_after", stop_after, min=1, who="fit")
-    if config["kind"] == "gpt":
+    if config["kind"] in _DECODERS:
         from lmlib.pretrained import CourseData, train_course_gpt
 
         cd = CourseData(data.tokenizer, None, data.train, data.val, data.test)
@@ -247,7 +254,7 @@ def evaluate(model: nn.Module, config: Mapping[str, Any], data: ZooData, split: 
     ids = getattr(data, split)
     chars = data.test_chars if split == "test" else data.val_chars
     ev = config["eval"]
-    if config["kind"] == "gpt":
+    if config["kind"] in _DECODERS:
         from lmlib.evaluation import bits_per_char, heldout_loss
 
         block = config["recipe"]["model"]["block_size"]
@@ -283,8 +290,9 @@ def _check_model_and_data(model: Any, data: Any, config: Mapping[str, Any], *, w
     check_instance("data", data, ZooData, "a ZooData (from zoo_data)", who=who)
     from lmlib.bert import BertForMaskedLM
     from lmlib.gpt import GPT
+    from lmlib.llama import Llama
 
-    kind = GPT if config["kind"] == "gpt" else BertForMaskedLM
+    kind = {"gpt": GPT, "llama": Llama, "bert": BertForMaskedLM}[config["kind"]]
     check_instance("model", model, kind, f"a {kind.__name__} (the config's kind is {config['kind']!r})", who=who)
     if model.config.vocab_size != data.tokenizer.vocab_size:
         raise ValueError(f"{who}: model has a vocabulary of {model.config.vocab_size} tokens, "
@@ -301,9 +309,9 @@ def _sha256(path: Path) -> str:
 
 def _tokenizer_file(config: Mapping[str, Any]) -> str:
     r = config["recipe"]
-    if config["kind"] == "gpt" and r["data"]["tokenizer"] == "char":
+    if config["kind"] in _DECODERS and r["data"]["tokenizer"] == "char":
         return "tokenizer-char.json"
-    v = r["data"]["vocab_size"] if config["kind"] == "gpt" else r["tokenizer"]["vocab_size"]
+    v = r["data"]["vocab_size"] if config["kind"] in _DECODERS else r["tokenizer"]["vocab_size"]
     return f"tokenizer-bpe-{v}.json"
 
 
