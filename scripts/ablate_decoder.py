@@ -9,7 +9,9 @@ small differences in parameter count. Each is trained (:func:`lmlib.decoder_abla
 with every seed of the spec on the training plays and scored on fixed batches of the
 *validation* plays. The learning rate of the two end points (GPT-2 and Llama) is chosen first, on
 the validation plays with the first seed, from the spec's grid, which is extended (x2 or /2, at
-most twice) while the best value lies on its edge; every one-change variant uses GPT-2's.
+most twice) while the best value lies on its edge; every one-change variant uses GPT-2's. The
+spec's ``lr_followups`` lists variants to train again, every seed, at other learning rates (for a
+change that looks harmful at GPT-2's rate: is it the change, or the rate?).
 
     python scripts/ablate_decoder.py configs/experiments/decoder-ablation.json --jobs 2   # or: make ablation
 
@@ -135,6 +137,11 @@ def main() -> None:
                      lr=best["Llama"] if label == "Llama" else best["GPT-2"])
                 for label, changes in spec["variants"].items() for seed in spec["seeds"]]
         run_all(pool, jobs, "runs")
+        # 3. follow-ups: a variant that is worse at GPT-2's learning rate, at other rates, all seeds
+        results["followups"] = []
+        jobs = [dict(spec=spec, label=label, changes=spec["variants"][label], seed=seed, lr=lr)
+                for label, lrs in spec.get("lr_followups", {}).items() for lr in lrs for seed in spec["seeds"]]
+        run_all(pool, jobs, "followups")
     out.write_text(json.dumps(results, indent=1))
 
 
