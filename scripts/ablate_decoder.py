@@ -29,7 +29,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
