@@ -26,7 +26,11 @@ The kinds of model:
 * ``"llama"``: :class:`lmlib.llama.Llama` (the modern decoder of chapter 8), trained and evaluated
   exactly as a ``"gpt"`` (the recipe's ``model`` section holds :class:`~lmlib.llama.LlamaConfig` fields);
 * ``"bert"``: :class:`lmlib.bert.BertForMaskedLM` trained with masked-language modelling
-  (:func:`lmlib.mlm.train_mlm`).
+  (:func:`lmlib.mlm.train_mlm`);
+* ``"translator"``: the encoder–decoder :class:`lmlib.transformer.Transformer` of chapter 9,
+  trained on CC-CEDICT (:func:`lmlib.translation.train_translator`: 汉字 -> pinyin and
+  Chinese -> English); its two character vocabularies are ``tokenizer-cedict-source.json`` and
+  ``tokenizer-cedict-target.json``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,16 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: The zoo's models, in the order ``make models`` builds them.
 ZOO_NAMES = ("gpt-char", "gpt-bpe", "bert-mlm", "llama-char")
 CARD_VERSION = 1
-KINDS = ("gpt", "llama", "bert")
+KINDS = ("gpt", "llama", "bert", "translator")
+#: The recipe of a ``"translator"``: data (:data:`lmlib.translation.DATA_RECIPE`), the shape of
+#: :func:`lmlib.translation.encoder_decoder`, the arguments of :func:`lmlib.translation.train_translator`.
+TRANSLATOR_RECIPE = {
+    "data": {"max_chars": 4, "n_val": 2000, "n_test": 2000, "split_seed": 0, "max_target_chars": 32},
+    "model": {"d_model": 128, "n_layers": 2, "n_heads": 4, "dropout": 0.1, "max_len": 48},
+    "train": {"steps": 2500, "batch_size": 64, "lr": 0.002, "min_lr": 0.0002, "warmup_steps": 100,
+              "weight_decay": 0.01, "grad_clip": 1.0, "seed": 0},
+}
+TRANSLATOR_FILES = ("tokenizer-cedict-source.json", "tokenizer-cedict-target.json")
 _DECODERS = ("gpt", "llama")   # kinds trained and evaluated as next-token predictors
 CONFIG_KEYS = {"name", "kind", "recipe", "eval", "version"}
 
@@ -103,7 +116,11 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
             raise ValueError(f"{where}: {key!r} must be a JSON object, got {raw.get(key)!r:.60}")
     from lmlib.pretrained import merge_recipe
 
-    if raw["kind"] in _DECODERS:
+    if raw["kind"] == "translator":
+        recipe = merge_recipe(TRANSLATOR_RECIPE, raw.get("recipe", {}))
+        _check_translator_recipe(recipe, where=f"{where}: recipe")
+        ev = {"batch_size": 256, "check_examples": 256}
+    elif raw["kind"] in _DECODERS:
         from lmlib.pretrained import COURSE_GPT_RECIPE, _check_gpt_recipe
 
         recipe = merge_recipe(COURSE_GPT_RECIPE, raw.get("recipe", {}))
@@ -124,6 +141,21 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
             raise ValueError(f"{where}: eval.{k} must be a positive integer, got {v!r}")
     return {"version": raw.get("version", 1), "name": raw["name"], "kind": raw["kind"],
             "recipe": recipe, "eval": ev}
+
+
+def _check_translator_recipe(recipe: dict, *, where: str) -> None:
+    """Every section's keys are those of :data:`TRANSLATOR_RECIPE`, each value of the default's type."""
+    for section, defaults in TRANSLATOR_RECIPE.items():
+        if set(recipe) != set(TRANSLATOR_RECIPE) or set(recipe[section]) != set(defaults):
+            raise ValueError(f"{where}: a translator recipe has sections {sorted(TRANSLATOR_RECIPE)} with the keys "
+                             f"of TRANSLATOR_RECIPE; got {json.dumps(recipe)[:200]}")
+        for key, default in defaults.items():
+            value = recipe[section][key]
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 \
+                if isinstance(default, float) else isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            if not ok or (value != value):
+                raise ValueError(f"{where}: {section}.{key} must be a non-negative "
+                                 f"{type(default).__name__}, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,8 +182,13 @@ def zoo_data(config: Mapping[str, Any], tokenizer=None) -> ZooData:
     :func:`lmlib.pretrained.cache_dir`), since encoding the training plays takes a while.
     """
     config = load_config(config)
-    _check_tokenizer(tokenizer, nullable=True, who="zoo_data")
+    _check_tokenizer(tokenizer, nullable=True, who="zoo_data", kind=config["kind"])
     recipe = config["recipe"]
+    if config["kind"] == "translator":
+        from lmlib.translation import cedict_data
+
+        d = cedict_data(recipe["data"], tokenizer)
+        return ZooData(d.vocab, d.train, d.val, d.test, len(d.test), len(d.val))
     from lmlib.data import split_plays
 
     if config["kind"] in _DECODERS and recipe["data"]["tokenizer"] == "char":
@@ -202,7 +239,11 @@ def _encoded(tokenizer, split, part: str) -> torch.Tensor:
 def build(config: Mapping[str, Any], tokenizer) -> nn.Module:
     """The untrained model of a config, sized for ``tokenizer``."""
     config = load_config(config)
-    _check_tokenizer(tokenizer, who="build")
+    _check_tokenizer(tokenizer, who="build", kind=config["kind"])
+    if config["kind"] == "translator":
+        from lmlib.translation import encoder_decoder
+
+        return encoder_decoder(tokenizer, **config["recipe"]["model"])
     if config["kind"] == "gpt":
         from lmlib.gpt import GPT, GPTConfig
 
@@ -226,6 +267,11 @@ def fit(model: nn.Module, config: Mapping[str, Any], data: ZooData, *, progress:
     check_bool("progress", progress, who="fit")
     if stop_after is not None:
         check_int("stop_after", stop_after, min=1, who="fit")
+    if config["kind"] == "translator":
+        from lmlib.translation import train_translator
+
+        return train_translator(model, data.tokenizer, data.train, progress=progress, stop_after=stop_after,
+                                **config["recipe"]["train"])
     if config["kind"] in _DECODERS:
         from lmlib.pretrained import CourseData, train_course_gpt
 
@@ -254,6 +300,27 @@ def evaluate(model: nn.Module, config: Mapping[str, Any], data: ZooData, split: 
     ids = getattr(data, split)
     chars = data.test_chars if split == "test" else data.val_chars
     ev = config["eval"]
+    if config["kind"] == "translator":
+        from lmlib.translation import TASKS, heldout_loss
+
+        if quick:
+            return {"loss": heldout_loss(model, data.tokenizer, ids[:ev["check_examples"]], batch_size=ev["batch_size"])}
+        out = {"loss": heldout_loss(model, data.tokenizer, ids, batch_size=ev["batch_size"]), "examples": len(ids)}
+        for task in TASKS:
+            out[f"loss_{task}"] = heldout_loss(model, data.tokenizer, [e for e in ids if e.task == task],
+                                               batch_size=ev["batch_size"])
+        from lmlib import translation_eval as te
+        from lmlib.translation import translate
+
+        for task in TASKS:                       # greedy decoding, scored as chapter 9 scores it
+            ex = [e for e in ids if e.task == task]
+            preds, refs = translate(model, data.tokenizer, ex, batch_size=ev["batch_size"]), [e.references for e in ex]
+            if task == "pinyin":
+                out["pinyin_exact_match"] = te.exact_match(preds, refs)
+                out["pinyin_syllable_error_rate"] = te.syllable_error_rate(preds, refs)
+            else:
+                out["english_chrf"], out["english_bleu"] = te.chrf(preds, refs), te.bleu(preds, refs)
+        return out
     if config["kind"] in _DECODERS:
         from lmlib.evaluation import bits_per_char, heldout_loss
 
@@ -279,7 +346,13 @@ def evaluate(model: nn.Module, config: Mapping[str, Any], data: ZooData, split: 
 # Making and loading zoo files
 # --------------------------------------------------------------------------------------------
 
-def _check_tokenizer(tokenizer: Any, *, who: str, nullable: bool = False) -> None:
+def _check_tokenizer(tokenizer: Any, *, who: str, nullable: bool = False, kind: str = "gpt") -> None:
+    if kind == "translator":
+        from lmlib.translation import Vocabularies
+
+        check_instance("tokenizer", tokenizer, Vocabularies, "the Vocabularies of lmlib.translation",
+                       nullable=nullable, who=who)
+        return
     from lmlib.tokenizers import Tokenizer
 
     check_instance("tokenizer", tokenizer, Tokenizer, "an lmlib tokenizer", nullable=nullable, who=who)
@@ -291,9 +364,16 @@ def _check_model_and_data(model: Any, data: Any, config: Mapping[str, Any], *, w
     from lmlib.bert import BertForMaskedLM
     from lmlib.gpt import GPT
     from lmlib.llama import Llama
+    from lmlib.transformer import Transformer
 
-    kind = {"gpt": GPT, "llama": Llama, "bert": BertForMaskedLM}[config["kind"]]
+    kind = {"gpt": GPT, "llama": Llama, "bert": BertForMaskedLM, "translator": Transformer}[config["kind"]]
     check_instance("model", model, kind, f"a {kind.__name__} (the config's kind is {config['kind']!r})", who=who)
+    if config["kind"] == "translator":
+        c, v = model.config, data.tokenizer
+        if (c.src_vocab_size, c.tgt_vocab_size) != (v.source.vocab_size, v.target.vocab_size):
+            raise ValueError(f"{who}: model has vocabularies of {c.src_vocab_size} and {c.tgt_vocab_size} tokens, "
+                             f"data's {v.source.vocab_size} and {v.target.vocab_size}")
+        return
     if model.config.vocab_size != data.tokenizer.vocab_size:
         raise ValueError(f"{who}: model has a vocabulary of {model.config.vocab_size} tokens, "
                          f"data's tokenizer {data.tokenizer.vocab_size}")
@@ -309,6 +389,8 @@ def _sha256(path: Path) -> str:
 
 def _tokenizer_file(config: Mapping[str, Any]) -> str:
     r = config["recipe"]
+    if config["kind"] == "translator":
+        return TRANSLATOR_FILES[0]
     if config["kind"] in _DECODERS and r["data"]["tokenizer"] == "char":
         return "tokenizer-char.json"
     v = r["data"]["vocab_size"] if config["kind"] in _DECODERS else r["tokenizer"]["vocab_size"]
@@ -362,9 +444,12 @@ def make(config: str | os.PathLike | Mapping[str, Any], *, out_dir: str | os.Pat
     ckpt.save_checkpoint(weights, model, step=len(history.steps), extra={"zoo": name})
     os.chmod(weights, 0o644)                 # a shipped file, readable by everyone
     tok_file = _tokenizer_file(config)
-    tmp = out / (tok_file + ".tmp")
-    data.tokenizer.save(tmp)
-    os.replace(tmp, out / tok_file)
+    tokenizers = ((TRANSLATOR_FILES[0], data.tokenizer.source), (TRANSLATOR_FILES[1], data.tokenizer.target)) \
+        if config["kind"] == "translator" else ((tok_file, data.tokenizer),)
+    for file, tok in tokenizers:
+        tmp = out / (file + ".tmp")
+        tok.save(tmp)
+        os.replace(tmp, out / file)
     card = {"card_version": CARD_VERSION, "name": name, "kind": config["kind"], "config": config,
             "command": command or f"python -m lmlib.train --config configs/{name}.json",
             "tokenizer_file": tok_file, "weights_sha256": _sha256(weights),
@@ -431,6 +516,16 @@ class ZooModel:
         return History.from_dict(self.card["history"])
 
 
+def _load_tokenizers(config: dict, folder: Path, tok_path: Path):
+    from lmlib.tokenizers import CharTokenizer, load_tokenizer
+
+    if config["kind"] != "translator":
+        return load_tokenizer(tok_path)
+    from lmlib.translation import Vocabularies
+
+    return Vocabularies(CharTokenizer.load(tok_path), CharTokenizer.load(folder / TRANSLATOR_FILES[1]))
+
+
 def load(name: str, *, device: str | torch.device = "cpu", models_dir: str | os.PathLike | None = None) -> ZooModel:
     """Load zoo model ``name`` (see :data:`ZOO_NAMES`) strictly; it comes back in eval mode.
 
@@ -448,15 +543,16 @@ def load(name: str, *, device: str | torch.device = "cpu", models_dir: str | os.
     card = read_card(name, models_dir=models_dir)
     folder = Path(models_dir) if models_dir is not None else MODELS_DIR
     weights, tok_path = folder / f"{name}.safetensors", folder / card["tokenizer_file"]
-    for path in (weights, tok_path):
+    extra = [folder / TRANSLATOR_FILES[1]] if card.get("kind") == "translator" else []
+    for path in (weights, tok_path, *extra):
         if not path.is_file():
             raise FileNotFoundError(f"load: {path} is missing; rebuild zoo model {name!r} with {rebuild_command(name)}")
     if _sha256(weights) != card["weights_sha256"]:
         raise ValueError(f"load: {weights} does not match its card (SHA-256 differs: the file is corrupt or "
                          f"from another run); rebuild it with {rebuild_command(name)}")
     try:
-        tokenizer = load_tokenizer(tok_path)
         config = load_config(card["config"])
+        tokenizer = _load_tokenizers(config, folder, tok_path)
         model = build(config, tokenizer)
         ckpt.load_checkpoint(weights, model, restore_rng=False)
     except (ValueError, TypeError) as exc:

@@ -60,7 +60,13 @@ def test_zoo_is_small():
 def test_loaded_model_is_strict_and_in_eval_mode(shipped):
     assert not shipped.model.training
     assert sum(p.numel() for p in shipped.model.parameters()) == shipped.card["params"]
-    assert shipped.tokenizer.vocab_size == shipped.model.config.vocab_size
+    c = shipped.model.config
+    if shipped.card["kind"] == "translator":
+        assert (shipped.tokenizer.source.vocab_size, shipped.tokenizer.target.vocab_size) == \
+            (c.src_vocab_size, c.tgt_vocab_size)
+        assert shipped.history.steps[-1] == shipped.recipe["train"]["steps"]
+        return
+    assert shipped.tokenizer.vocab_size == c.vocab_size
     assert shipped.history.steps[-1] == shipped.recipe["train"]["max_steps"]
 
 
@@ -116,6 +122,7 @@ def test_zoo_models_reach_their_goals():
     assert bert["mask_accuracy"] >= 0.25 and bert["mask_accuracy"] > 3 * bert["unigram_mask_accuracy"]
     llama = zoo.read_card("llama-char")["metrics"]["test"]
     assert llama["loss"] <= 1.55 and llama["strided_loss"] < llama["loss"]  # the gpt-char recipe, Llama's block
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,3 +315,40 @@ def test_bits_per_char():
     assert bits_per_char(math.log(2), 10, 20) == pytest.approx(0.5)   # two characters per token
     with pytest.raises(ValueError, match="finite"):
         bits_per_char(float("nan"), 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# The "translator" kind (chapter 9's encoder–decoder on CC-CEDICT), end to end on a tiny recipe
+# --------------------------------------------------------------------------------------------
+
+def test_translator_kind_makes_loads_and_replays(tmp_path):
+    config = {"name": "tiny-translator", "kind": "translator",
+              "recipe": {"data": {"n_val": 100, "n_test": 100}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+                         "train": {"steps": 12, "batch_size": 16, "warmup_steps": 4}},
+              "eval": {"check_examples": 64}}
+    card = zoo.make(config, out_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tiny-translator.json", "tiny-translator.safetensors", *zoo.TRANSLATOR_FILES])
+    m = zoo.load("tiny-translator", models_dir=tmp_path)
+    assert not m.model.training and card["steps"] == 12 and card["tokens_seen"] > 12 * 16
+    data = zoo.zoo_data(m.config, tokenizer=m.tokenizer)
+    assert len(data.test) == card["metrics"]["test"]["examples"]
+    assert zoo.evaluate(m.model, m.config, data, "test", quick=True)["loss"] == pytest.approx(
+        card["metrics"]["check"]["loss"], rel=CHECK_RTOL)
+    for key in ("pinyin_exact_match", "pinyin_syllable_error_rate", "english_chrf", "english_bleu"):
+        assert 0 <= card["metrics"]["test"][key] <= 100, key
+    # the recipe's first steps replay the stored losses, and the vocabularies are the recipe's
+    seed_everything(0)
+    model = zoo.build(m.config, data.tokenizer)
+    history = zoo.fit(model, m.config, data, progress=False, stop_after=5)
+    assert max(abs(a - b) for a, b in zip(history.train_loss, card["history"]["train_loss"][:5])) < STEP_LOSS_ATOL
+    fresh = zoo.zoo_data(m.config)
+    assert fresh.tokenizer.source.chars == m.tokenizer.source.chars
+    assert fresh.tokenizer.target.chars == m.tokenizer.target.chars
+
+
+def test_translator_recipe_is_checked():
+    with pytest.raises(ValueError, match="steps"):
+        zoo.load_config({"name": "t", "kind": "translator", "recipe": {"train": {"steps": -1}}})
+    with pytest.raises(ValueError, match="translator recipe"):
+        zoo.load_config({"name": "t", "kind": "translator", "recipe": {"train": {"epochs": 3}}})
