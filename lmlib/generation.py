@@ -6,6 +6,11 @@ of next token, append it. :func:`generate` does that for a batch of prompts.
 
 Choosing the next token (applied in this order, the same as ``transformers``):
 
+``repetition_penalty``
+    The CTRL rule (Keskar et al. 2019): for every token id already in the sequence (prompt and
+    generated tokens), a positive logit is divided by the penalty and a negative one multiplied
+    by it, so a penalty ``> 1`` makes every repeat less likely, in greedy decoding too.
+    ``1.0`` (the default) is off. See :func:`apply_repetition_penalty`.
 ``temperature``
     Divide the logits by ``T`` before the softmax: ``T < 1`` sharpens the distribution,
     ``T > 1`` flattens it. ``temperature=0`` means greedy decoding.
@@ -57,6 +62,7 @@ from lmlib.validation import check_bool, check_choice, check_float, check_instan
 
 __all__ = [
     "apply_temperature",
+    "apply_repetition_penalty",
     "top_k_filter",
     "top_p_filter",
     "next_token_logits_to_probs",
@@ -104,6 +110,40 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     _check_logits(logits, "apply_temperature")
     _check_temperature(temperature, "apply_temperature")
     return logits / temperature
+
+
+def apply_repetition_penalty(logits: torch.Tensor, previous_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """The CTRL repetition penalty. logits: (B, V); previous_ids: (B, T) ids already in each row.
+
+    For every id of row ``b`` of ``previous_ids`` (an id counts once, however often it occurs),
+    ``logits[b, id]`` becomes ``logit / penalty`` if it is positive and ``logit * penalty``
+    otherwise; the other logits are unchanged. ``penalty=1`` changes nothing."""
+    _check_logits(logits, "apply_repetition_penalty", dims=2)
+    _check_previous_ids(previous_ids, logits, "apply_repetition_penalty")
+    _check_repetition_penalty(penalty, "apply_repetition_penalty")
+    return _repetition_penalty(logits, previous_ids, penalty)
+
+
+def _repetition_penalty(logits: torch.Tensor, previous_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    seen = logits.gather(-1, previous_ids)                               # (B, T): the logits of seen ids
+    seen = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits.scatter(-1, previous_ids, seen)                         # (B, V)
+
+
+def _check_repetition_penalty(penalty: float, who: str, name: str = "penalty") -> float:
+    return check_float(name, penalty, min=0.0, min_open=True, who=who)
+
+
+def _check_previous_ids(previous_ids, logits: torch.Tensor, who: str) -> None:
+    check_tensor("previous_ids", previous_ids, dims=2, dtype="int", who=who)
+    if previous_ids.shape[0] != logits.shape[0]:
+        raise ValueError(f"{who}: previous_ids has {previous_ids.shape[0]} rows but logits has {logits.shape[0]}")
+    V = logits.shape[-1]
+    if previous_ids.numel() and bool(((previous_ids < 0) | (previous_ids >= V)).any()):
+        raise ValueError(f"{who}: previous_ids must be token ids in [0, {V}), got values in "
+                         f"[{int(previous_ids.min())}, {int(previous_ids.max())}]")
+    if previous_ids.device != logits.device:
+        raise ValueError(f"{who}: previous_ids is on {previous_ids.device} but logits is on {logits.device}")
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -196,7 +236,7 @@ def _block_size(model: nn.Module) -> int | None:
 
 
 def _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, do_sample, eos_id, pad_id,
-                         use_cache, generator, context) -> int:
+                         use_cache, generator, context, repetition_penalty=1.0) -> int:
     """Every check of :func:`generate`, once, before the loop; returns the model's ``block_size``."""
     who = "generate"
     if not isinstance(model, nn.Module):
@@ -206,6 +246,7 @@ def _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, 
         raise ValueError(f"{who}: the prompt idx is empty (T = 0): give at least one token")
     check_int("max_new_tokens", max_new_tokens, min=0, who=who)
     _check_sampling(do_sample, temperature, top_k, top_p, generator, who)
+    _check_repetition_penalty(repetition_penalty, who, "repetition_penalty")
     check_bool("use_cache", use_cache, who=who)
     check_choice("context", context, ("slide", "error"), who=who)
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
@@ -244,16 +285,18 @@ def generate(
     use_cache: bool = True,
     generator: torch.Generator | None = None,
     context: str = "slide",
+    repetition_penalty: float = 1.0,
 ) -> torch.Tensor:
     """Extend the prompts ``idx: (B, T)`` by up to ``max_new_tokens`` tokens.
 
     Returns ``(B, T + n)`` long, the prompts followed by the ``n <= max_new_tokens`` generated
     tokens (``n < max_new_tokens`` only when every row produced ``eos_id``). See the module
-    docstring for the arguments; ``temperature=0`` is the same as ``do_sample=False``.
+    docstring for the arguments; ``temperature=0`` is the same as ``do_sample=False``;
+    ``repetition_penalty`` (default 1.0: off) is applied to the logits before everything else.
     The model is put in eval mode for the call and restored afterwards.
     """
     block = _check_generate_args(model, idx, max_new_tokens, temperature, top_k, top_p, do_sample, eos_id,
-                                 pad_id, use_cache, generator, context)
+                                 pad_id, use_cache, generator, context, repetition_penalty)
     pad = eos_id if pad_id is None else pad_id
     sample = do_sample and temperature != 0
 
@@ -273,6 +316,8 @@ def generate(
                 logits, _ = model(out[:, -1:], kv_caches=caches)           # (B, 1, V): one new token
             last = logits[:, -1, :].float()                                # (B, V)
             _check_logits(last, "generate")                                # one fused NaN/inf scan
+            if repetition_penalty != 1.0:
+                last = _repetition_penalty(last, out, repetition_penalty)  # every id seen so far
             nxt = _choose(last, sample, temperature, top_k, top_p, generator)  # (B,)
             if eos_id is not None:
                 nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)

@@ -66,7 +66,8 @@ def _model():
 def _gen_valid():
     return dict(model=_model(), idx=torch.tensor([[1, 2, 3]]), max_new_tokens=2, temperature=1.0, top_k=None,
                 top_p=None, do_sample=True, eos_id=None, pad_id=None, use_cache=True,
-                generator=torch.Generator().manual_seed(0), context="slide")
+                generator=torch.Generator().manual_seed(0), context="slide",
+                repetition_penalty=1.2)
 
 
 def _greedy(**kw):
@@ -76,6 +77,19 @@ def _greedy(**kw):
 SPECS = [
     Fn("lmlib.generation.apply_temperature", valid=lambda: dict(logits=_logits(), temperature=0.7),
        args={"logits": Custom(BAD_LOGITS), "temperature": Float(min=0.0, min_open=True)}),
+    Fn("lmlib.generation.apply_repetition_penalty",
+       valid=lambda: dict(logits=_logits(), previous_ids=torch.tensor([[1, 2, 2], [0, 10, 3]]), penalty=1.3),
+       args={"logits": Custom(BAD_LOGITS + [("one_dim", _logits()[0])]),
+             "previous_ids": Tensor(dtype="int", skip=("too_few_dims",)),
+             "penalty": Float(min=0.0, min_open=True)},
+       cases=[Case("id_out_of_vocab", lambda: G.apply_repetition_penalty(_logits(), torch.tensor([[1], [V]]), 1.3),
+                   "previous_ids"),
+              Case("negative_id", lambda: G.apply_repetition_penalty(_logits(), torch.tensor([[1], [-1]]), 1.3),
+                   "previous_ids"),
+              Case("rows_disagree", lambda: G.apply_repetition_penalty(_logits(), torch.tensor([[1, 2]]), 1.3),
+                   "previous_ids"),
+              Case("one_dim_ids", lambda: G.apply_repetition_penalty(_logits(), torch.tensor([1, 2]), 1.3),
+                   "previous_ids")]),
     Fn("lmlib.generation.top_k_filter", valid=lambda: dict(logits=_logits(), k=3),
        args={"logits": Custom(BAD_LOGITS), "k": Int(min=1)}),
     Fn("lmlib.generation.top_p_filter", valid=lambda: dict(logits=_logits(), p=0.9),
@@ -101,7 +115,8 @@ SPECS = [
              "top_p": Float(min=0.0, max=1.0, min_open=True, nullable=True),
              "do_sample": Bool(), "eos_id": Int(min=0, max=V - 1, nullable=True),
              "pad_id": Int(min=0, max=V - 1, nullable=True), "use_cache": Bool(),
-             "generator": Custom([("int_seed", 0)]), "context": Str(choices=("slide", "error"))},
+             "generator": Custom([("int_seed", 0)]), "context": Str(choices=("slide", "error")),
+             "repetition_penalty": Float(min=0.0, min_open=True)},
        cases=[
            Case("empty_prompt", lambda: G.generate(_model(), torch.zeros(1, 0, dtype=torch.long), 2), "empty"),
            Case("one_dim_prompt", lambda: G.generate(_model(), torch.tensor([1, 2]), 2), "idx"),
@@ -110,6 +125,8 @@ SPECS = [
            Case("greedy_top_k_0", _greedy(top_k=0), "top_k"),
            Case("greedy_top_p_1.5", _greedy(top_p=1.5), "top_p"),
            Case("greedy_nan_temperature", _greedy(temperature=NAN), "temperature"),
+           Case("greedy_zero_repetition_penalty", _greedy(repetition_penalty=0.0), "repetition_penalty"),
+           Case("greedy_inf_repetition_penalty", _greedy(repetition_penalty=INF), "repetition_penalty"),
            Case("eos_out_of_vocab", _greedy(eos_id=V), "eos_id"),
            Case("pad_out_of_vocab", _greedy(eos_id=0, pad_id=V + 3), "pad_id"),
            Case("context_error", lambda: G.generate(_model(), torch.tensor([[1, 2]]), 7, context="error"),
@@ -125,7 +142,9 @@ SPECS = [
        args={"model": Custom([("not_a_module", lambda idx: idx), ("none", None)]),
              "tokenizer": Custom([("no_encode", object()), ("none", None)]),
              "prompt": Str(nonempty=True), "max_new_tokens": Int(min=0)},
-       cases=[Case("bad_option", lambda: G.generate_text(_model(), _Tok(), "ab", 2, top_k=0), "top_k")]),
+       cases=[Case("bad_option", lambda: G.generate_text(_model(), _Tok(), "ab", 2, top_k=0), "top_k"),
+              Case("bad_penalty", lambda: G.generate_text(_model(), _Tok(), "ab", 2, repetition_penalty=-1.0),
+                   "repetition_penalty")]),
 ]
 
 test_bad_input = make_test(SPECS)
