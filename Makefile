@@ -20,7 +20,7 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation clean
+.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation applications clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
@@ -30,6 +30,7 @@ help:
 	@echo "make sweeps - rerun the sweeps that chose the zoo's recipes (lmlib/models/sweeps/)"
 	@echo "make experiments - rerun chapter 7's fine-tuning experiments (lmlib/models/experiments/)"
 	@echo "make ablation - rerun chapter 8's GPT-2 -> Llama ablation (lmlib/models/experiments/ch08-*)"
+	@echo "make applications - rerun chapter 9's summarization and generation experiments (lmlib/models/experiments/ch09-*)"
 
 # The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -86,6 +87,11 @@ experiments: install
 # Chapter 8's GPT-2 -> Llama ablation (lmlib/models/experiments/ch08-*; about 40 minutes on 2 quiet cores)
 ablation: install
 	$(BIN)/python scripts/ablate_decoder.py configs/experiments/decoder-ablation.json --jobs 2
+
+# Chapter 9's summarization and generation experiments (lmlib/models/experiments/ch09-*; about 10 CPU-minutes)
+applications: install
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/summarization_experiment.py
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/generation_experiment.py
 
 clean:
 	rm -rf _build
