@@ -70,7 +70,7 @@ notebooks: install
 	$(STORE_ENV) LMLIB_CACHE=$(TEST_CACHE) $(BIN)/python scripts/execute_notebooks.py $(NOTEBOOKS)
 
 # The model zoo: each model is made by one command from its config (see lmlib/zoo.py).
-MODELS ?= gpt-char gpt-bpe bert-mlm llama-char
+MODELS ?= gpt-char gpt-bpe bert-mlm llama-char cedict-translator
 models: install
 	for m in $(MODELS); do $(BIN)/python -m lmlib.train --config configs/$$m.json --no-progress || exit 1; done
 

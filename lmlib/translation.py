@@ -34,12 +34,12 @@ import torch.nn.functional as F
 from lmlib.cedict import Word
 from lmlib.progress import trange
 from lmlib.tokenizers import CharTokenizer
-from lmlib.validation import check_bool, check_choice, check_float, check_int, check_sequence
+from lmlib.validation import check_bool, check_choice, check_float, check_int, check_sequence, check_str
 
 __all__ = ["TASKS", "Example", "Vocabularies", "make_examples", "build_vocabularies", "source_ids", "lm_prompt",
            "encode_seq2seq", "encode_lm", "lm_target_logits", "batch_loss", "train_translator", "heldout_loss",
            "encoder_decoder", "decoder_only", "DATA_RECIPE", "TranslationData", "cedict_data",
-           "TargetLM", "translate"]
+           "TargetLM", "translate", "cross_attention"]
 
 TASKS = ("pinyin", "english")
 PAD, BOS, EOS, SEP, UNK = "<pad>", "<bos>", "<eos>", "<sep>", "<unk>"
@@ -226,7 +226,7 @@ def batch_loss(model: nn.Module, vocab: Vocabularies, examples: Sequence[Example
 
 def train_translator(model: nn.Module, vocab: Vocabularies, examples: Sequence[Example], *, steps: int,
                      batch_size: int = 128, lr: float = 2e-3, min_lr: float = 2e-4, warmup_steps: int = 100,
-                     weight_decay: float = 0.01, grad_clip: float = 1.0, seed: int = 0,
+                     weight_decay: float = 0.01, grad_clip: float = 1.0, seed: int = 0, bucket: int = 1,
                      progress: bool = True, stop_after: int | None = None):
     """Train an encoder–decoder or a decoder-only model on ``examples``; returns the
     :class:`~lmlib.training.History` (loss, learning rate and gradient norm of every step; its
@@ -238,6 +238,11 @@ def train_translator(model: nn.Module, vocab: Vocabularies, examples: Sequence[E
     ``grad_clip``; the learning rate warms up linearly over ``warmup_steps`` and then follows a
     half cosine from ``lr`` to ``min_lr``. ``stop_after=n`` stops after ``n`` steps of that same
     schedule (the zoo's provenance test replays the start of a run).
+
+    ``bucket=k > 1`` batches by length: ``k * batch_size`` examples are drawn at once, sorted by
+    length (source + target) and cut into ``k`` batches, which are then used in a random order.
+    Every example is still drawn uniformly, but a batch pads its rows to a similar length, so far
+    fewer positions are padding (a random batch of 64 pads to its longest English gloss).
     """
     who = "train_translator"
     arch = _arch(model, who)
@@ -251,6 +256,7 @@ def train_translator(model: nn.Module, vocab: Vocabularies, examples: Sequence[E
     check_float("weight_decay", weight_decay, min=0.0, who=who)
     check_float("grad_clip", grad_clip, min=0.0, min_open=True, who=who)
     check_int("seed", seed, min=0, who=who)
+    check_int("bucket", bucket, min=1, who=who)
     check_bool("progress", progress, who=who)
     if stop_after is not None:
         check_int("stop_after", stop_after, min=1, who=who)
@@ -260,6 +266,7 @@ def train_translator(model: nn.Module, vocab: Vocabularies, examples: Sequence[E
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     model.train()
     history, t0 = History(), time.perf_counter()
+    pool: list[list[Example]] = []
     for step in trange(steps if stop_after is None else min(steps, stop_after), desc=f"train {arch}",
                        disable=not progress):
         if step < warmup_steps:
@@ -269,8 +276,15 @@ def train_translator(model: nn.Module, vocab: Vocabularies, examples: Sequence[E
             rate = min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * t))
         for group in opt.param_groups:
             group["lr"] = rate
-        pick = torch.randint(0, len(examples), (batch_size,), generator=g).tolist()
-        batch = [examples[i] for i in pick]
+        if bucket == 1:
+            batch = [examples[i] for i in torch.randint(0, len(examples), (batch_size,), generator=g).tolist()]
+        else:
+            if not pool:
+                drawn = torch.randint(0, len(examples), (bucket * batch_size,), generator=g).tolist()
+                ordered = sorted((examples[i] for i in drawn), key=lambda e: len(e.source) + len(e.target))
+                pool = [ordered[k * batch_size:(k + 1) * batch_size]
+                        for k in torch.randperm(bucket, generator=g).tolist()]
+            batch = pool.pop()
         enc = _encode(arch, vocab, batch)
         loss = _loss(model, arch, vocab, enc)
         opt.zero_grad(set_to_none=True)
@@ -480,3 +494,45 @@ def translate(model: nn.Module, vocab: Vocabularies, examples: Sequence[Example]
     finally:
         model.train(was)
     return out
+
+
+@torch.no_grad()
+def cross_attention(model: nn.Module, vocab: Vocabularies, example: Example, output: str) -> torch.Tensor:
+    """Where an encoder–decoder looks while it writes ``output`` for ``example``'s source.
+
+    Returns the cross-attention weights ``(n_decoder_layers, n_heads, len(output) + 1, len(source) + 1)``
+    of the teacher-forced pass ``<bos> output``: row ``i`` is the step that predicts output
+    character ``i`` (the last row predicts ``<eos>``), column 0 is the task token and column
+    ``j`` the source's character ``j``. Every row sums to 1. Characters of ``output`` outside the
+    target vocabulary are read as ``<unk>``.
+    """
+    who = "cross_attention"
+    if _arch(model, who) != "seq2seq":
+        raise TypeError(f"{who}: model must be an encoder–decoder (lmlib Transformer), got {type(model).__name__}")
+    if not isinstance(example, Example):
+        raise TypeError(f"{who}: example must be an Example, got {type(example).__name__}")
+    _check_batch(vocab, [example], who)
+    _check_sizes(model, "seq2seq", vocab, who, [example])
+    check_str("output", output, who=who)
+    src = torch.tensor([source_ids(vocab, example)])
+    tgt = torch.tensor([[vocab.target.special_tokens[BOS]] + vocab.target.encode_ordinary(output)])
+    for name, ids in (("example.source", src), ("output", tgt)):
+        if ids.shape[1] > model.config.max_len:
+            raise ValueError(f"{who}: {name} needs {ids.shape[1]} positions, the model has {model.config.max_len}")
+    weights: list[torch.Tensor] = []
+
+    def keep(module, args, kwargs, out):          # the same call again, on the path that returns weights
+        q, k, v = (list(args) + [kwargs.get("key"), kwargs.get("value")])[:3]
+        weights.append(module.forward(q, k, v, key_padding_mask=kwargs.get("key_padding_mask"),
+                                      need_weights=True)[1][0])
+
+    was = model.training
+    model.eval()
+    hooks = [layer.cross_attn.register_forward_hook(keep, with_kwargs=True) for layer in model.decoder.layers]
+    try:
+        model.decode(tgt, model.encode(src))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return torch.stack(weights)

@@ -30,7 +30,7 @@ from typing import Sequence
 from lmlib.cedict import Word
 from lmlib.validation import check_sequence, check_str
 
-__all__ = ["edit_distance", "exact_match", "syllable_error_rate", "tone_accuracy", "heteronym_accuracy",
+__all__ = ["edit_distance", "exact_match", "syllable_error_rate", "tone_accuracy", "heteronym_hits", "heteronym_accuracy",
            "heteronyms", "chrf", "bleu", "sentence_chrf", "MostFrequentReading", "NearestHeadword",
            "CharacterGlosses"]
 
@@ -118,25 +118,31 @@ def _check_chars(chars, who: str) -> None:
             raise TypeError(f"{who}: chars must hold single characters, got {c!r}")
 
 
-def heteronym_accuracy(sources: Sequence[str], preds: Sequence[str], refs: Sequence[Sequence[str]],
-                       chars: set[str]) -> tuple[float, int]:
-    """``(accuracy, count)`` over the positions whose character is in ``chars`` (the heteronyms): a
-    position is right when the predicted syllable there equals the closest reading's."""
-    who = "heteronym_accuracy"
+def heteronym_hits(sources: Sequence[str], preds: Sequence[str], refs: Sequence[Sequence[str]],
+                   chars: set[str]) -> list[tuple[int, bool]]:
+    """``(example index, right)`` for every position whose character is in ``chars`` (the
+    heteronyms): a position is right when the predicted syllable there equals the closest
+    reading's. The pairs of two systems on the same examples line up, for paired comparisons."""
+    who = "heteronym_hits"
     _check_readings(preds, refs, who)
     check_sequence("sources", sources, of=str, who=who)
     if len(sources) != len(preds):
         raise ValueError(f"{who}: sources and preds must have one length, got {len(sources)} and {len(preds)}")
     _check_chars(chars, who)
-    right = total = 0
-    for src, p, rs in zip(sources, preds, refs):
+    hits = []
+    for k, (src, p, rs) in enumerate(zip(sources, preds, refs)):
         ps = p.split()
         r = _best_reading(ps, rs)
-        for i, c in enumerate(src):
-            if c in chars and i < len(r):
-                total += 1
-                right += i < len(ps) and ps[i] == r[i]
-    return (right / total if total else float("nan")), total
+        hits += [(k, i < len(ps) and ps[i] == r[i]) for i, c in enumerate(src) if c in chars and i < len(r)]
+    return hits
+
+
+def heteronym_accuracy(sources: Sequence[str], preds: Sequence[str], refs: Sequence[Sequence[str]],
+                       chars: set[str]) -> tuple[float, int]:
+    """``(accuracy, count)`` over the heteronym positions of :func:`heteronym_hits`
+    (``nan`` when there are none)."""
+    hits = heteronym_hits(sources, preds, refs, chars)
+    return (sum(right for _, right in hits) / len(hits) if hits else float("nan")), len(hits)
 
 
 def _streams(refs: Sequence[Sequence[str]]) -> list[list[str]]:

@@ -54,7 +54,7 @@ __all__ = ["MODELS_DIR", "ZOO_NAMES", "ZooModel", "ZooData", "load", "read_card"
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: The zoo's models, in the order ``make models`` builds them.
-ZOO_NAMES = ("gpt-char", "gpt-bpe", "bert-mlm", "llama-char")
+ZOO_NAMES = ("gpt-char", "gpt-bpe", "bert-mlm", "llama-char", "cedict-translator")
 CARD_VERSION = 1
 KINDS = ("gpt", "llama", "bert", "translator")
 #: The recipe of a ``"translator"``: data (:data:`lmlib.translation.DATA_RECIPE`), the shape of
@@ -63,7 +63,7 @@ TRANSLATOR_RECIPE = {
     "data": {"max_chars": 4, "n_val": 2000, "n_test": 2000, "split_seed": 0, "max_target_chars": 32},
     "model": {"d_model": 128, "n_layers": 2, "n_heads": 4, "dropout": 0.1, "max_len": 48},
     "train": {"steps": 2500, "batch_size": 64, "lr": 0.002, "min_lr": 0.0002, "warmup_steps": 100,
-              "weight_decay": 0.01, "grad_clip": 1.0, "seed": 0},
+              "weight_decay": 0.01, "grad_clip": 1.0, "seed": 0, "bucket": 1},
 }
 TRANSLATOR_FILES = ("tokenizer-cedict-source.json", "tokenizer-cedict-target.json")
 _DECODERS = ("gpt", "llama")   # kinds trained and evaluated as next-token predictors

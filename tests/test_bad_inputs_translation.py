@@ -97,7 +97,7 @@ SPECS = [
              "vocab": BAD_VOCAB, "examples": BAD_EXAMPLES,
              "steps": Int(min=1), "batch_size": Int(min=1), "lr": Float(min=0.0, min_open=True),
              "min_lr": Float(min=0.0, max=1e-3), "warmup_steps": Int(min=0), "weight_decay": Float(min=0.0),
-             "grad_clip": Float(min=0.0, min_open=True), "seed": Int(min=0), "progress": Bool(),
+             "grad_clip": Float(min=0.0, min_open=True), "seed": Int(min=0), "bucket": Int(min=1), "progress": Bool(),
              "stop_after": Int(min=1, nullable=True)},
        aliases={"model": ["vocab"], "min_lr": ["lr"]},
        cases=_model_cases(_ed) + _model_cases(_lm)),
@@ -138,12 +138,19 @@ SPECS += [
              "vocab": BAD_VOCAB, "examples": BAD_EXAMPLES, "beam_size": Int(min=1), "max_len": Int(min=1),
              "length_penalty": Float(min=0.0), "batch_size": Int(min=1)},
        aliases={"model": ["vocab"]}),
-    # the valid call loads the whole dictionary (the lead's tests cover it); the bad ones fail first
+    # the valid call loads the whole dictionary (tests/test_translation.py covers it); the bad ones fail first
     Fn("lmlib.translation.cedict_data", valid=lambda: dict(recipe=None, vocab=None), check_valid=False,
        args={"recipe": Custom([("str", "recipe"), ("unknown_key", {"seed": 1}), ("float_value", {"n_val": 1.5}),
                                ("zero_n_test", {"n_test": 0}), ("list", [("n_val", 10)])]),
              "vocab": Custom([("str", "vocab"), ("tokenizer", _vocab().source)])},
        aliases={"recipe": ["n_val", "n_test"]}),
+    Fn("lmlib.translation.cross_attention", valid=lambda: dict(model=_ed(), vocab=_vocab(), example=_ex()[0],
+                                                               output="yin2 hang2"),
+       snapshot=_state,
+       args={"model": Custom([("none", None), ("decoder_only", _lm()), ("linear", torch.nn.Linear(2, 2))]),
+             "vocab": BAD_VOCAB, "example": BAD_EXAMPLE,
+             "output": Custom([("none", None), ("int", 3), ("list", ["y"]), ("too_long", "y" * 16)])},
+       aliases={"model": ["vocab"]}),
 ]
 
 EXEMPT = {

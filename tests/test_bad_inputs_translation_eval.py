@@ -51,6 +51,14 @@ SPECS = [
              "chars": Custom([("list", ["行"]), ("str", "行"), ("none", None), ("int_item", {1}),
                               ("word_item", {"银行"})])},
        aliases={"preds": ["refs", "sources"], "refs": ["preds"], "sources": ["preds"]}),
+    Fn("lmlib.translation_eval.heteronym_hits",
+       valid=lambda: dict(sources=["银行", "行"], preds=list(PREDS), refs=[list(r) for r in REFS], chars={"行"}),
+       args={"sources": Custom([("str_for_list", "银行"), ("int", 3), ("none", None), ("int_item", ["银行", 1]),
+                                ("fewer", ["银行"])]),
+             "preds": BAD_PREDS, "refs": SYLLABLE_REFS,
+             "chars": Custom([("list", ["行"]), ("str", "行"), ("none", None), ("int_item", {1}),
+                              ("word_item", {"银行"})])},
+       aliases={"preds": ["refs", "sources"], "refs": ["preds"], "sources": ["preds"]}),
 ]
 for cls in ("MostFrequentReading", "NearestHeadword", "CharacterGlosses"):
     klass = getattr(E, cls)

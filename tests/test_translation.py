@@ -205,3 +205,57 @@ def test_heldout_loss_equals_a_direct_computation(arch):
     assert model.training                                        # the mode is restored
     assert got == pytest.approx(_direct_loss(model.eval(), v, ex), rel=1e-5)
     assert T.heldout_loss(model, v, ex, batch_size=100) == pytest.approx(got, rel=1e-5)
+
+
+def test_cross_attention_equals_the_weights_recomputed_by_hand():
+    ex = T.make_examples(WORDS, "pinyin")
+    v = T.build_vocabularies(ex)
+    torch.manual_seed(1)
+    model = T.encoder_decoder(v, d_model=16, n_layers=2, n_heads=4, dropout=0.1, max_len=16)
+    model.train()
+    e, output = ex[0], "yin2 hang2"
+    got = T.cross_attention(model, v, e, output)
+    assert model.training and not any(layer.cross_attn._forward_hooks for layer in model.decoder.layers)
+    assert got.shape == (2, 4, len(output) + 1, len(e.source) + 1)
+    torch.testing.assert_close(got.sum(-1), torch.ones(2, 4, len(output) + 1))
+    # by hand: run the pre-norm decoder layer by layer and form softmax(q k^T / sqrt(d_head)) per head
+    model.eval()
+    with torch.no_grad():
+        src = torch.tensor([T.source_ids(v, e)])
+        tgt = torch.tensor([[v.target.special_tokens["<bos>"]] + v.target.encode_ordinary(output)])
+        memory, x = model.encode(src), model._embed(model.tgt_embed, tgt)
+        for i, layer in enumerate(model.decoder.layers):
+            h = x + layer.self_attn(layer.norm1(x), is_causal=True)
+            ca = layer.cross_attn
+            q = ca.q_proj(layer.norm_cross(h)).view(1, -1, 4, 4).transpose(1, 2)
+            k = ca.k_proj(memory).view(1, -1, 4, 4).transpose(1, 2)
+            want = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1)[0]
+            torch.testing.assert_close(got[i], want, rtol=1e-5, atol=1e-6)
+            x = layer(x, memory)
+    assert not torch.allclose(got[0], got[1])              # two layers, two different maps
+
+
+def test_bucketed_batches_draw_the_same_way_and_pad_less(monkeypatch):
+    words = [Word("行" * n, (("xing2",) * n,), ("x" * (2 * n),)) for n in range(1, 3)] + WORDS
+    ex = T.make_examples(words, "pinyin") + T.make_examples(words, "english")
+    v = T.build_vocabularies(ex)
+    seen = []
+    real = T._encode
+    monkeypatch.setattr(T, "_encode", lambda arch, vocab, batch: seen.append(list(batch)) or real(arch, vocab, batch))
+    kw = dict(steps=8, batch_size=4, lr=1e-3, warmup_steps=0, seed=0, progress=False)
+    T.train_translator(_ed(v), v, ex, bucket=4, **kw)
+    bucketed, seen[:] = list(seen), []
+    T.train_translator(_ed(v), v, ex, bucket=1, **kw)
+    plain = list(seen)
+    assert all(len(b) == 4 for b in bucketed) and len(bucketed) == len(plain) == 8
+    # a pool of 4 batches is one draw of 16 examples, sorted by length and cut: within a pool the
+    # batches' length ranges do not overlap
+    size = lambda e: len(e.source) + len(e.target)
+    for pool in (bucketed[:4], bucketed[4:]):
+        spans = sorted((min(map(size, b)), max(map(size, b))) for b in pool)
+        assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+    padding = lambda batches: sum(max(map(size, b)) * len(b) - sum(map(size, b)) for b in batches)
+    assert padding(bucketed) < padding(plain)
+    # bucket=1 is the plain draw: a fixed seed gives the same batches as before bucketing existed
+    g = torch.Generator().manual_seed(0)
+    assert plain[0] == [ex[i] for i in torch.randint(0, len(ex), (4,), generator=g).tolist()]

@@ -92,6 +92,8 @@ def test_heteronyms_and_heteronym_accuracy_count_only_heteronym_positions():
     assert n == 0 and math.isnan(acc)
     # a missing syllable at a heteronym position is wrong
     assert E.heteronym_accuracy(["银行"], ["yin2"], [["yin2 hang2"]], chars) == (0.0, 1)
+    # the hits behind the accuracy: one per heteronym position, with its example's index
+    assert E.heteronym_hits(sources, preds, refs, chars) == [(0, True), (1, False), (3, True)]
 
 
 REFS = [["the bank", "a bank"], ["to walk"], ["row", "line", "a row of things"], ["pedestrian"]]

@@ -124,6 +124,25 @@ def test_zoo_models_reach_their_goals():
     assert llama["loss"] <= 1.55 and llama["strided_loss"] < llama["loss"]  # the gpt-char recipe, Llama's block
 
 
+def test_translator_beats_the_dictionary_baselines():
+    """The zoo translator's greedy test scores (from its card) against chapter 9's baselines,
+    computed here from the training words."""
+    from lmlib import translation_eval as te
+    from lmlib.translation import cedict_data
+
+    card = zoo.read_card("cedict-translator")
+    got = card["metrics"]["test"]
+    data = cedict_data(card["config"]["recipe"]["data"])
+    pinyin = [e for e in data.test if e.task == "pinyin"]
+    english = [e for e in data.test if e.task == "english"]
+    frequent, nearest = te.MostFrequentReading(data.split.train), te.NearestHeadword(data.split.train)
+    table = [frequent(e.source) for e in pinyin]
+    refs = [e.references for e in pinyin]
+    assert got["pinyin_exact_match"] > te.exact_match(table, refs)
+    assert got["pinyin_syllable_error_rate"] < te.syllable_error_rate(table, refs)
+    assert got["english_chrf"] > te.chrf([nearest(e.source) for e in english], [e.references for e in english])
+
+
 
 # --------------------------------------------------------------------------------------------
 # Strict loading: a broken zoo file is refused with an error that says how to rebuild it
