@@ -51,7 +51,7 @@ LONG = T.Example("pinyin", "银行人" * 4, " ".join(["yin2", "hang2", "ren2"] *
 def _train_valid(build=_ed):
     v = _vocab()
     return dict(model=build(v), vocab=v, examples=_ex(), steps=2, batch_size=2, lr=1e-3, min_lr=1e-4,
-                warmup_steps=1, weight_decay=0.01, grad_clip=1.0, seed=0, progress=False, stop_after=None)
+                warmup_steps=1, weight_decay=0.01, grad_clip=1.0, seed=0, bucket=2, progress=False, stop_after=None)
 
 
 def _long_case(build, call):
