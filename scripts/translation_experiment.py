@@ -195,8 +195,10 @@ class Context:
 
     def score(self, part: str, task: str, preds: list[str], only=None) -> dict:
         ex = self.ex[part][task] if only is None else [self.ex[part][task][i] for i in only]
+        if task == "pinyin":
+            return scores(task, preds, ex, self.het, [])
         comp = self.comp[part] if only is None else [self.comp[part][i] for i in only]
-        return scores(task, preds, ex, self.het, comp if task == "english" else [])
+        return scores(task, preds, ex, self.het, comp)
 
 
 def phase_decode(settings: dict, data, which: str) -> None:
