@@ -9,11 +9,14 @@ Every tokenizer here turns text into a list of integer ids and back:
 * ``save(path)`` and the class method ``load(path)`` (a versioned JSON file, described below);
 * ``to_hf(path=None)``: the same tokenizer as a ``transformers.PreTrainedTokenizerFast``.
 
-The three classes are
+The four classes are
 
 ``CharTokenizer``
     one id per character seen in a training text (an unseen character is an error, or maps to
     an optional unknown token);
+``WordTokenizer``
+    one id per space-separated word of a fixed list (a pinyin syllable, in chapter 9), with
+    the same optional unknown token;
 ``ByteTokenizer``
     one id per byte of the UTF-8 encoding, so 256 ids cover every string;
 ``BPETokenizer``
@@ -83,6 +86,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Tokenizer",
     "CharTokenizer",
+    "WordTokenizer",
     "ByteTokenizer",
     "BPETokenizer",
     "load_tokenizer",
@@ -280,7 +284,7 @@ class Tokenizer:
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise ValueError(f"{path} has tokenizer format version {version!r}; this lmlib reads version "
                              f"{FORMAT_VERSION}")
-        kinds = {c.kind: c for c in (CharTokenizer, ByteTokenizer, BPETokenizer)}
+        kinds = {c.kind: c for c in (CharTokenizer, WordTokenizer, ByteTokenizer, BPETokenizer)}
         kind = obj.get("type")
         if kind not in kinds:
             raise ValueError(f"{path}: unknown tokenizer type {kind!r} (expected one of {sorted(kinds)})")
@@ -403,6 +407,81 @@ class CharTokenizer(Tokenizer):
         if unk is not None and unk not in special:
             raise ValueError(f"unk_token {unk!r} is not one of the special tokens")
         return cls(chars, special, unk)
+
+
+# ------------------------------------------------------------------------------------------------
+# Words
+# ------------------------------------------------------------------------------------------------
+
+class WordTokenizer(Tokenizer):
+    """One id per word: ``words[i]`` has id ``i``, special tokens come after.
+
+    A text is split at whitespace (``str.split()``) and each piece looked up; ``decode`` joins
+    the tokens with one space, so ``decode(encode(t)) == t`` for words separated by single
+    spaces. ``unk_token`` works as in :class:`CharTokenizer`. Words are non-empty and contain
+    no whitespace.
+    """
+
+    kind = "word"
+    _FIELDS = ("words", "unk_token")
+
+    def __init__(self, words: Iterable[str], special_tokens: Sequence[str] | dict[str, int] = (),
+                 unk_token: str | None = None):
+        words = check_sequence("words", words)
+        if unk_token is not None:
+            check_str("unk_token", unk_token, nonempty=True)
+        if not words:
+            raise ValueError("a WordTokenizer needs at least one word")
+        for w in words:
+            if not isinstance(w, str) or not w or w.split() != [w]:
+                raise ValueError(f"WordTokenizer words must be non-empty strings without whitespace, got {w!r}")
+        if len(set(words)) != len(words):
+            raise ValueError("duplicate words in the WordTokenizer vocabulary")
+        special = _numbered(special_tokens, len(words))
+        if unk_token is not None and unk_token not in special:
+            special[unk_token] = len(words) + len(special)
+        self._special_ids_after(len(words), special)
+        super().__init__(special)
+        self.words: list[str] = words
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(words)}
+        self.unk_token = unk_token
+        self._unk_id = None if unk_token is None else special[unk_token]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words) + len(self.special_tokens)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        stoi, unk = self.stoi, self._unk_id
+        pieces = text.split()
+        if unk is not None:
+            return [stoi.get(w, unk) for w in pieces]
+        for k, w in enumerate(pieces):
+            if w not in stoi:
+                raise ValueError(f"word {w!r} (word {k} of the text) is not in the vocabulary (give the "
+                                 f"tokenizer an unk_token to map unknown words)")
+        return [stoi[w] for w in pieces]
+
+    def decode_bytes(self, ids: Any) -> bytes:
+        """The tokens of ``ids`` (special tokens as their strings) joined with single spaces."""
+        ids = self._check_ids(ids)
+        names = self._special_by_id
+        return " ".join(names[i] if i in names else self.words[i] for i in ids).encode("utf-8")
+
+    def _decode_ordinary(self, ids: list[int]) -> bytes:
+        return " ".join(self.words[i] for i in ids).encode("utf-8")
+
+    def _state(self) -> dict[str, Any]:
+        return {"words": self.words, "unk_token": self.unk_token}
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], special: dict[str, int]) -> "WordTokenizer":
+        words, unk = state["words"], state.get("unk_token")
+        if not isinstance(words, list):
+            raise ValueError("\"words\" must be a list of words")
+        if unk is not None and unk not in special:
+            raise ValueError(f"unk_token {unk!r} is not one of the special tokens")
+        return cls(words, special, unk)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -775,12 +854,14 @@ def to_hf(tokenizer: Tokenizer, path: str | os.PathLike | None = None):
       split off by the pre-tokenizer) whose decoder joins tokens without spaces. An unknown
       character maps to ``unk_token`` when the tokenizer has one; otherwise the exported
       tokenizer raises (as ``CharTokenizer.encode`` does).
+    * ``WordTokenizer``: a word-level model behind a whitespace split, whose decoder joins the
+      tokens with single spaces; unknown words as for ``CharTokenizer``.
     * ``ByteTokenizer``: exported as a BPE with no merges.
 
     ``path``: when given, the tokenizer is written there with ``save_pretrained`` (a folder that
     ``AutoTokenizer.from_pretrained`` can read, alone or next to a model).
     """
-    if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer)):
+    if not isinstance(tokenizer, (ByteTokenizer, BPETokenizer, CharTokenizer, WordTokenizer)):
         raise TypeError(f"to_hf: tokenizer must be an lmlib tokenizer, got {type(tokenizer).__name__}")
     if path is not None:
         check_path("path", path, who="to_hf")
@@ -812,13 +893,19 @@ def to_hf(tokenizer: Tokenizer, path: str | os.PathLike | None = None):
         hf = HFTokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
         hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         hf.decoder = decoders.Fuse()
+    elif isinstance(tokenizer, WordTokenizer):
+        vocab = {w: i for i, w in enumerate(tokenizer.words)}
+        vocab.update(tokenizer.special_tokens)
+        unk = tokenizer.unk_token if tokenizer.unk_token is not None else "<unk>"
+        hf = HFTokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
+        hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     else:
         raise TypeError(f"to_hf expects an lmlib tokenizer, got {type(tokenizer).__name__}")
     _hf_added_tokens(hf, tokenizer.special_tokens)
     kwargs: dict[str, Any] = {"clean_up_tokenization_spaces": False}
     if tokenizer.eot_id is not None:
         kwargs.update(eos_token=ENDOFTEXT, bos_token=ENDOFTEXT)
-    if isinstance(tokenizer, CharTokenizer) and tokenizer.unk_token is not None:
+    if isinstance(tokenizer, (CharTokenizer, WordTokenizer)) and tokenizer.unk_token is not None:
         kwargs["unk_token"] = tokenizer.unk_token
     fast = PreTrainedTokenizerFast(tokenizer_object=hf, **kwargs)
     if path is not None:

@@ -11,6 +11,9 @@
 Two character vocabularies (:func:`build_vocabularies`) hold the source side (the Chinese
 characters seen in training, a task token, ``<pad>``; other characters become ``<unk>``) and the
 target side (the characters of pinyin and English glosses, with ``<bos>``, ``<eos>``, ``<sep>``).
+A pinyin-only model may instead write **one token per syllable** (``target_units="syllable"``:
+a :class:`~lmlib.tokenizers.WordTokenizer` over the training readings' syllables), which makes a
+character's reading a single choice and a target, ``<eos>`` included, under a third as long.
 The same examples train an encoder–decoder (:func:`encode_seq2seq`: the encoder reads
 ``<task> 汉 字``, the decoder reads ``<bos> target`` and predicts ``target <eos>``) and a
 decoder-only model (:func:`encode_lm`: one sequence ``<task> 汉 字 <sep> target <eos>`` in a
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 
 from lmlib.cedict import Word
 from lmlib.progress import trange
-from lmlib.tokenizers import CharTokenizer
+from lmlib.tokenizers import CharTokenizer, WordTokenizer
 from lmlib.validation import check_bool, check_choice, check_float, check_int, check_sequence, check_str
 
 __all__ = ["TASKS", "Example", "Vocabularies", "make_examples", "build_vocabularies", "source_ids", "lm_prompt",
@@ -46,6 +49,7 @@ PAD, BOS, EOS, SEP, UNK = "<pad>", "<bos>", "<eos>", "<sep>", "<unk>"
 TASK_TOKENS = {"pinyin": "<pinyin>", "english": "<english>"}
 SOURCE_SPECIALS = (PAD, UNK, *TASK_TOKENS.values())
 TARGET_SPECIALS = (PAD, BOS, EOS, SEP, UNK)
+TARGET_UNITS = ("char", "syllable")
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,10 @@ class Example:
 
 @dataclass(frozen=True)
 class Vocabularies:
-    """The source and target character tokenizers of :func:`build_vocabularies`."""
+    """The source (character) and target (character or syllable) tokenizers of :func:`build_vocabularies`."""
 
     source: CharTokenizer
-    target: CharTokenizer
+    target: CharTokenizer | WordTokenizer
 
     @property
     def joint_size(self) -> int:
@@ -87,14 +91,24 @@ def make_examples(words: Sequence[Word], task: str, *, max_target_chars: int = 3
     return out
 
 
-def build_vocabularies(examples: Sequence[Example]) -> Vocabularies:
-    """Character tokenizers over the sources and over the targets of ``examples`` (the training
-    set); characters not seen there map to ``<unk>``."""
-    check_sequence("examples", examples, of=Example, nonempty=True, who="build_vocabularies")
+def build_vocabularies(examples: Sequence[Example], *, target_units: str = "char") -> Vocabularies:
+    """Tokenizers over the sources and over the targets of ``examples`` (the training set):
+    characters, or with ``target_units="syllable"`` (pinyin examples only) the syllables of the
+    targets. A character or syllable not seen there maps to ``<unk>``."""
+    who = "build_vocabularies"
+    check_sequence("examples", examples, of=Example, nonempty=True, who=who)
+    check_choice("target_units", target_units, TARGET_UNITS, who=who)
     src = sorted({c for e in examples for c in e.source})
-    tgt = sorted({c for e in examples for c in e.target})
-    return Vocabularies(CharTokenizer(src, list(SOURCE_SPECIALS), unk_token=UNK),
-                        CharTokenizer(tgt, list(TARGET_SPECIALS), unk_token=UNK))
+    if target_units == "char":
+        target = CharTokenizer(sorted({c for e in examples for c in e.target}), list(TARGET_SPECIALS), unk_token=UNK)
+    else:
+        other = next((i for i, e in enumerate(examples) if e.task != "pinyin"), None)
+        if other is not None:
+            raise ValueError(f"{who}: target_units='syllable' is for pinyin examples only; examples[{other}] "
+                             f"is a {examples[other].task!r} example")
+        target = WordTokenizer(sorted({s for e in examples for s in e.target.split()}), list(TARGET_SPECIALS),
+                               unk_token=UNK)
+    return Vocabularies(CharTokenizer(src, list(SOURCE_SPECIALS), unk_token=UNK), target)
 
 
 def _pad(rows: list[list[int]], fill: int) -> torch.Tensor:
@@ -193,13 +207,19 @@ def _check_sizes(model: nn.Module, arch: str, vocab: Vocabularies, who: str, exa
             raise ValueError(f"{who}: the model's vocabulary sizes {[h for h, _ in want]} do not match vocab's "
                              f"{[n for _, n in want]}")
     if examples is not None:  # every example must fit the model's positions
+        n = _target_length(vocab)
         if arch == "seq2seq":   # <task> source, and <bos> target / target <eos>
-            need, room, what = max(max(len(e.source), len(e.target)) + 1 for e in examples), c.max_len, "max_len"
+            need, room, what = max(max(len(e.source), n(e.target)) + 1 for e in examples), c.max_len, "max_len"
         else:                   # <task> source <sep> target
-            need, room, what = max(len(e.source) + 2 + len(e.target) for e in examples), c.block_size, "block_size"
+            need, room, what = max(len(e.source) + 2 + n(e.target) for e in examples), c.block_size, "block_size"
         if need > room:
             raise ValueError(f"{who}: the longest of examples needs {need} positions, more than the model's "
                              f"{what}={room}")
+
+
+def _target_length(vocab: Vocabularies):
+    """The number of target tokens of a target string: characters, or syllables."""
+    return len if isinstance(vocab.target, CharTokenizer) else (lambda text: len(text.split()))
 
 
 def _loss(model: nn.Module, arch: str, vocab: Vocabularies, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -500,11 +520,12 @@ def translate(model: nn.Module, vocab: Vocabularies, examples: Sequence[Example]
 def cross_attention(model: nn.Module, vocab: Vocabularies, example: Example, output: str) -> torch.Tensor:
     """Where an encoder–decoder looks while it writes ``output`` for ``example``'s source.
 
-    Returns the cross-attention weights ``(n_decoder_layers, n_heads, len(output) + 1, len(source) + 1)``
-    of the teacher-forced pass ``<bos> output``: row ``i`` is the step that predicts output
-    character ``i`` (the last row predicts ``<eos>``), column 0 is the task token and column
-    ``j`` the source's character ``j``. Every row sums to 1. Characters of ``output`` outside the
-    target vocabulary are read as ``<unk>``.
+    Returns the cross-attention weights ``(n_decoder_layers, n_heads, n + 1, len(source) + 1)``
+    of the teacher-forced pass ``<bos> output``, where ``n`` counts the target tokens of
+    ``output`` (its characters, or its syllables for a syllable vocabulary): row ``i`` is the step
+    that predicts output token ``i`` (the last row predicts ``<eos>``), column 0 is the task token
+    and column ``j`` the source's character ``j``. Every row sums to 1. Tokens of ``output``
+    outside the target vocabulary are read as ``<unk>``.
     """
     who = "cross_attention"
     if _arch(model, who) != "seq2seq":

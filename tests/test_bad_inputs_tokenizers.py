@@ -8,10 +8,11 @@ import torch
 
 from badinput import Bool, Case, Custom, Fn, Int, Str, make_test
 from lmlib import tokenizers as K
-from lmlib.tokenizers import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer
+from lmlib.tokenizers import ENDOFTEXT, GPT2_PATTERN, BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, WordTokenizer
 
 BPE = BPETokenizer([(104, 101), (108, 108)], [ENDOFTEXT])  # "he", "ll"
 CHAR = CharTokenizer(list("abc "), [ENDOFTEXT])
+WORD = WordTokenizer(["yin2", "hang2"], [ENDOFTEXT])
 
 
 def _tmp(name="t.json") -> Path:
@@ -97,6 +98,18 @@ SPECS = [
     Fn("lmlib.tokenizers.CharTokenizer.encode", valid=lambda: dict(text="abc"), call=lambda **kw: CHAR.encode(**kw),
        args={"text": Str()},
        cases=[Case("unknown_character", lambda: CHAR.encode("abz"), "'z'")]),
+    Fn("lmlib.tokenizers.WordTokenizer",
+       valid=lambda: dict(words=["yin2", "hang2"], special_tokens=[ENDOFTEXT], unk_token=None),
+       args={"words": Custom([("str", "yin2 hang2"), ("int", 3), ("none", None), ("empty", []), ("empty_item", [""]),
+                              ("with_space", ["yin2 hang2"]), ("int_item", [1]), ("duplicate", ["a", "a"])]),
+             "special_tokens": SPECIAL,
+             "unk_token": Custom([("int", 3), ("empty", ""), ("list", ["<unk>"])])},
+       aliases={"words": ["word"], "special_tokens": ["special token"]}),
+    Fn("lmlib.tokenizers.WordTokenizer.encode", valid=lambda: dict(text="yin2 hang2"),
+       call=lambda **kw: WORD.encode(**kw), args={"text": Str()},
+       cases=[Case("unknown_word", lambda: WORD.encode("yin2 ma1"), "'ma1'")]),
+    Fn("lmlib.tokenizers.WordTokenizer.decode_bytes", valid=lambda: dict(ids=[0, 1, 2]),
+       call=lambda **kw: WORD.decode_bytes(**kw), args={"ids": Custom([v for v in IDS.values if v[0] != "out_of_range"] + [("out_of_range", [3])])}),
     Fn("lmlib.tokenizers.ByteTokenizer", valid=lambda: dict(special_tokens=[ENDOFTEXT]),
        args={"special_tokens": SPECIAL}, aliases={"special_tokens": ["special token"]}),
     Fn("lmlib.tokenizers.BPETokenizer", valid=lambda: dict(merges=[(97, 98)], special_tokens=[ENDOFTEXT],

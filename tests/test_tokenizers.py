@@ -21,6 +21,7 @@ from lmlib.tokenizers import (
     ByteTokenizer,
     CharTokenizer,
     Tokenizer,
+    WordTokenizer,
     bytes_to_unicode,
     load_tokenizer,
 )
@@ -277,6 +278,27 @@ def test_char_tokenizer_hf_export(tmp_path):
     assert hf.decode(tok.encode(sample)) == sample
     assert hf.eos_token_id == tok.eot_id == len(tok.chars)
     assert len(hf) == tok.vocab_size
+
+
+def test_word_tokenizer_encodes_words_and_round_trips(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = WordTokenizer(["yin2", "hang2", "xing2"], ["<pad>", "<eos>"], unk_token="<unk>")
+    assert tok.vocab_size == 6 and tok.special_tokens == {"<pad>": 3, "<eos>": 4, "<unk>": 5}
+    assert tok.encode("yin2 hang2") == [0, 1] and tok.decode([0, 1]) == "yin2 hang2"
+    assert tok.encode("  yin2\nxing2 ") == [0, 2]                      # any whitespace separates words
+    assert tok.encode("yin2 ma1<eos>") == [0, 5, 4]
+    assert tok.decode([0, 4, 2]) == "yin2 <eos> xing2"                   # special tokens are words too
+    with pytest.raises(ValueError, match="'ma1' .word 1 of the text"):
+        WordTokenizer(["yin2"]).encode("yin2 ma1")
+    tok.save(tmp_path / "w.json")
+    again = Tokenizer.load(tmp_path / "w.json")
+    assert type(again) is WordTokenizer and again.words == tok.words and again.encode("xing2 ma1") == [2, 5]
+    tok.to_hf(tmp_path / "hf")
+    hf = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    for text in ("yin2 hang2 xing2", "ma1 yin2", "xing2<eos>"):
+        assert hf(text)["input_ids"] == tok.encode(text)
+    assert hf.decode([0, 4, 2, 5]) == tok.decode([0, 4, 2, 5])
 
 
 def test_bytes_to_unicode_is_a_printable_bijection():

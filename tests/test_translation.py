@@ -51,6 +51,41 @@ def test_build_vocabularies_and_unknown_characters():
     assert T.source_ids(v, e) == [v.source.special_tokens["<pinyin>"], v.source.chars.index("银"), unk_s]
 
 
+def test_syllable_vocabulary_one_token_per_syllable():
+    ex = T.make_examples(WORDS, "pinyin")
+    v = T.build_vocabularies(ex, target_units="syllable")
+    assert v.target.words == sorted({s for w in WORDS for s in w.readings[0]})
+    assert v.source.chars == T.build_vocabularies(ex).source.chars      # the source side is unchanged
+    ids = v.target.encode_ordinary("yin2 hang2")
+    assert ids == [v.target.words.index("yin2"), v.target.words.index("hang2")]
+    assert v.target.decode(ids) == "yin2 hang2"
+    assert v.target.encode_ordinary("yin2 gui3")[1] == v.target.special_tokens["<unk>"]
+    enc = T.encode_seq2seq(v, ex)
+    lengths = (enc["targets"] != -100).sum(1).tolist()
+    assert lengths == [len(e.target.split()) + 1 for e in ex]            # syllables + <eos>
+    with pytest.raises(ValueError, match=r"examples\[6\] is a 'english' example"):
+        T.build_vocabularies(ex + T.make_examples(WORDS, "english"), target_units="syllable")
+
+
+def test_a_syllable_model_trains_decodes_and_fits_by_syllables():
+    ex = T.make_examples(WORDS, "pinyin")
+    v = T.build_vocabularies(ex, target_units="syllable")
+    torch.manual_seed(0)
+    # max_len 3 holds <task> + 2 characters and <bos> + 2 syllables, not 10 letters
+    model = T.encoder_decoder(v, d_model=16, n_layers=1, n_heads=2, dropout=0.0, max_len=3)
+    before = T.heldout_loss(model, v, ex)
+    history = T.train_translator(model, v, ex, steps=60, batch_size=6, lr=1e-2, warmup_steps=3, progress=False)
+    assert 60 * 6 * 2 <= history.tokens <= 60 * 6 * 3       # one or two syllables + <eos> per row, no letters
+    assert T.heldout_loss(model, v, ex) < 0.2 * before
+    assert T.translate(model, v, ex) == [e.target for e in ex]           # memorised, read back with spaces
+    got = T.cross_attention(model, v, ex[0], "yin2 hang2")
+    assert got.shape == (1, 2, 3, 3)                                     # 2 syllables + <eos>; <task> + 2 characters
+    chars = T.build_vocabularies(ex)
+    with pytest.raises(ValueError, match="max_len=3"):                   # the letters would not fit
+        T.train_translator(T.encoder_decoder(chars, d_model=16, n_layers=1, n_heads=2, max_len=3), chars, ex,
+                           steps=1, progress=False)
+
+
 def _decode(tok, ids, stop=None):
     out = []
     for i in ids:
