@@ -374,11 +374,11 @@ def _build_course_gpt(recipe: Mapping[str, Any], vocab_size: int) -> nn.Module:
 def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseData, *,
                      progress: bool = True, checkpoint_path: str | None = None,
                      checkpoint_interval: int | None = None, resume_from: str | None = None,
-                     stop_after: int | None = None) -> History:
+                     stop_after: int | None = None, device: str = "cpu") -> History:
     """Train ``model`` on the training plays as the recipe says (used by :func:`course_gpt` and by
     the command line ``python -m lmlib.train``). Evaluates on fixed batches of the validation
     plays every ``eval_interval`` steps. ``stop_after=n`` stops after step ``n`` of the same
-    schedule (see :func:`lmlib.training.train`)."""
+    schedule (see :func:`lmlib.training.train`). ``device``: where to train ("cpu", "cuda")."""
     from lmlib.data import sample_batch
     from lmlib.training import make_lm_eval_fn, train
 
@@ -392,7 +392,7 @@ def train_course_gpt(model: nn.Module, recipe: Mapping[str, Any], data: CourseDa
     d = recipe["data"]
     block = recipe["model"]["block_size"]
     cfg = TrainConfig(**recipe["train"], progress=progress, checkpoint_path=checkpoint_path,
-                      checkpoint_interval=checkpoint_interval, desc="pretraining")
+                      checkpoint_interval=checkpoint_interval, desc="pretraining", device=device)
     train_ids = data.train
 
     def get_batch(g: torch.Generator):

@@ -18,6 +18,16 @@ model on the whole text of the held-out test plays and writes ``<out_dir>/metric
 in nats per character, perplexity, bits per character) and ``<out_dir>/history.json``, and
 prints a sample. With ``--cache`` the trained model is also stored in the lmlib cache, so that
 ``lmlib.pretrained.course_gpt(recipe)`` in a notebook loads it instead of training.
+``--stop-after N`` stops after step ``N`` of the schedule with a checkpoint, as an interrupted
+run would; ``--device cuda`` trains on a GPU.
+
+On several processes, with data parallelism (see :mod:`lmlib.distributed`)::
+
+    torchrun --standalone --nproc_per_node 2 -m lmlib.train --config configs/ddp-demo.json
+
+The recipe's ``batch_size`` stays the global batch: each of the 2 processes trains on half of
+it, and the run ends with the weights one process would reach (up to float rounding). Only
+rank 0 writes files and prints; a checkpoint resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -106,42 +116,69 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store the trained model in the lmlib cache (LMLIB_CACHE or ~/.cache/lmlib)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="STEPS",
+                        help="stop after this many steps, with a checkpoint (to demonstrate --resume)")
     if argv is not None:
         from lmlib.validation import check_sequence
 
         argv = check_sequence("argv", argv, of=str, who="main")
     args = parser.parse_args(argv)
 
+    from lmlib import distributed
     from lmlib.generation import generate_text
     from lmlib.pretrained import _build_course_gpt, course_data, store, train_course_gpt
     from lmlib.training import seed_everything
+    from lmlib.validation import check_device
 
+    try:
+        check_device("--device", args.device, who="python -m lmlib.train")
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    if args.stop_after is not None and args.stop_after < 1:
+        parser.error(f"--stop-after must be a number of steps >= 1, got {args.stop_after}")
     if _is_zoo_config(args.config):
+        if os.environ.get("WORLD_SIZE", "1") != "1":
+            parser.error("a zoo config trains in one process: run it with python, not torchrun")
         return _make_zoo_model(parser, args)
     try:
         recipe, run = load_config(args.config)
     except (TypeError, ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if recipe["data"]["batch_size"] % world:
+        parser.error(f"batch_size {recipe['data']['batch_size']} must be a multiple of the {world} processes")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out or run["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.safetensors"
     if args.resume and not ckpt_path.exists():
         parser.error(f"--resume: there is no checkpoint at {ckpt_path}")
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    rank, world = distributed.init_from_env(args.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
 
     data = course_data(recipe["data"]["split_seed"])
     seed_everything(recipe["train"].get("seed", 0))
     model = _build_course_gpt(recipe, data.tokenizer.vocab_size)
-    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
-          f"training on {len(data.train):,} characters, {recipe['train']['max_steps']} steps")
+    say(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"training on {len(data.train):,} characters, {recipe['train']['max_steps']} steps"
+        + (f" on {world} processes" if world > 1 else ""))
     t0 = time.time()
     history = train_course_gpt(model, recipe, data, progress=not args.no_progress,
                                checkpoint_path=str(ckpt_path), checkpoint_interval=run["checkpoint_interval"],
-                               resume_from=str(ckpt_path) if args.resume else None)
+                               resume_from=str(ckpt_path) if args.resume else None,
+                               stop_after=args.stop_after, device=args.device)
     train_seconds = time.time() - t0
-    model.eval()
+    distributed.destroy()
+    if rank != 0:
+        return 0
+    if args.stop_after is not None and history.steps and history.steps[-1] < recipe["train"]["max_steps"]:
+        print(f"stopped after step {history.steps[-1]}; continue with --resume ({ckpt_path})")
+        return 0
+    model.to("cpu").eval()
     metrics = evaluate_heldout(model, data.test, recipe["model"]["block_size"])
     metrics["train_seconds"] = train_seconds
     metrics["val_loss_last"] = history.evals["val loss"][-1]

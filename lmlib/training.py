@@ -49,6 +49,16 @@ by :func:`lr_at` (linear warmup then cosine decay to ``min_lr``), and AdamW upda
 Weight decay applies to matrices only (weights of linear layers and embeddings): biases and
 LayerNorm gains are not decayed (:func:`param_groups`).
 
+On several processes (inside a ``torch.distributed`` process group, e.g. under ``torchrun``: see
+:mod:`lmlib.distributed`) the same call trains with data parallelism. ``data`` then describes the
+*global* batch: every rank draws the same batches from the same generator and trains on its
+``1/world_size`` slice of each; the model is wrapped in ``DistributedDataParallel``, which
+averages the gradients (micro-batches of an accumulated step skip the all-reduce until the last
+one, ``no_sync``), the logged loss is all-reduced, :func:`make_lm_eval_fn` splits its batches
+between the ranks, and only rank 0 writes checkpoints. The result does not depend on the number
+of processes beyond float rounding, so a checkpoint resumes on any number of them. Dropout is
+seeded with ``seed + rank``, so ranks drop different units.
+
 With ``autocast_dtype="float16"`` a gradient scaler (``torch.amp.GradScaler``) keeps small
 gradients from underflowing: float16 has 5 exponent bits, so a gradient below about ``6e-8``
 becomes 0. The loss is multiplied by a large scale (65536 to start) before ``backward``, the
@@ -80,6 +90,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmlib import distributed
 from lmlib.progress import tqdm
 from lmlib.validation import check_module, check_path
 from lmlib.validation import (check_bool, check_choice, check_device, check_float, check_int, check_sequence,
@@ -444,6 +455,15 @@ def evaluate_loss(model: nn.Module, batches: Iterable[Any], *, weighted: bool = 
     if isinstance(batches, (str, bytes, Mapping, torch.Tensor)) or not hasattr(batches, "__iter__"):
         raise TypeError(f"evaluate_loss: batches must be an iterable of batches, got {type(batches).__name__}")
     check_bool("weighted", weighted, who="evaluate_loss")
+    total, count = _loss_total(model, batches, weighted)
+    if count == 0:
+        raise ValueError("evaluate_loss got no batches (or no predicted targets)")
+    return total / count
+
+
+@torch.no_grad()
+def _loss_total(model: nn.Module, batches: Iterable[Any], weighted: bool) -> tuple[float, int]:
+    """(sum of the batches' mean losses, each times its number of targets; that number), in eval mode."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -461,9 +481,7 @@ def evaluate_loss(model: nn.Module, batches: Iterable[Any], *, weighted: bool = 
             count += n
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("evaluate_loss got no batches (or no predicted targets)")
-    return total / count
+    return total, count
 
 
 def fixed_lm_batches(data: torch.Tensor, block_size: int, batch_size: int, n_batches: int,
@@ -518,7 +536,8 @@ def sequential_lm_batches(data: torch.Tensor, block_size: int, batch_size: int
 def make_lm_eval_fn(data: torch.Tensor, block_size: int, batch_size: int, *, n_batches: int | None = 8,
                     seed: int = 1234, name: str = "val_loss") -> Callable[[nn.Module], dict[str, float]]:
     """An ``eval_fn`` for :func:`train`: the mean loss on ``n_batches`` fixed random batches of
-    ``data`` (or on all of it, in order, with ``n_batches=None``)."""
+    ``data`` (or on all of it, in order, with ``n_batches=None``). On several processes each rank
+    evaluates every ``world_size``-th batch and the totals are all-reduced."""
     check_str("name", name, nonempty=True, who="make_lm_eval_fn")
     if n_batches is None:
         batches = sequential_lm_batches(data, block_size, batch_size)
@@ -527,7 +546,13 @@ def make_lm_eval_fn(data: torch.Tensor, block_size: int, batch_size: int, *, n_b
 
     def eval_fn(model: nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        return {name: evaluate_loss(model, (_to_device(b, device) for b in batches))}
+        rank, world = distributed.rank(), distributed.world_size()
+        if world == 1:
+            return {name: evaluate_loss(model, (_to_device(b, device) for b in batches))}
+        # several processes: each evaluates every world-th batch, the sums are all-reduced
+        total, count = _loss_total(model, (_to_device(b, device) for b in batches[rank::world]), True)
+        total, count = distributed.all_reduce_sum([total, count])
+        return {name: total / count}
 
     return eval_fn
 
@@ -593,7 +618,10 @@ def train(
 
     _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step)
 
+    rank, world = distributed.rank(), distributed.world_size()
     device = torch.device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", distributed.local_rank())   # one GPU per process
     before = _mode_and_device(model)                 # given back if a resume is refused
     model.to(device)
     model.train()
@@ -605,13 +633,17 @@ def train(
     if resume_from is not None:
         start_step = _resume(resume_from, model, optimizer, scaler, generator, history, config, before)
     else:
-        seed_everything(config.seed)
-        generator.manual_seed(config.seed)
+        seed_everything(config.seed + rank)           # dropout differs between ranks
+        generator.manual_seed(config.seed)            # the global batches do not
 
     source = _BatchSource(data, generator)
     if resume_from is not None:
         source.skip(start_step * config.grad_accum_steps)
-    forward_model = _maybe_compile(model, config.compile)
+    forward_model = model
+    if world > 1:  # averages the gradients over the ranks during backward
+        forward_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward_model = _maybe_compile(forward_model, config.compile)
     if config.autocast_dtype is not None:
         autocast = lambda: torch.autocast(device.type, dtype=getattr(torch, config.autocast_dtype))  # noqa: E731
     else:
@@ -636,11 +668,14 @@ def train(
         extra = {"history": history.to_dict(), "train_config": config.to_dict()}
         if scaler.is_enabled():
             extra["grad_scaler"] = scaler.state_dict()
-        ckpt.save_checkpoint(config.checkpoint_path, model, optimizer, step=step, generator=generator, extra=extra)
+        if rank == 0:  # the ranks hold identical copies: one file
+            ckpt.save_checkpoint(config.checkpoint_path, model, optimizer, step=step, generator=generator,
+                                 extra=extra)
+        distributed.barrier()
 
     if start_step == 0 and eval_fn is not None and not history.eval_steps:
         run_eval(0)
-    bar = tqdm(range(start_step, end_step), desc=config.desc, disable=not config.progress,
+    bar = tqdm(range(start_step, end_step), desc=config.desc, disable=not config.progress or rank != 0,
                initial=start_step, total=config.max_steps, mininterval=0.5)
     accum = config.grad_accum_steps
     for step in bar:
@@ -649,16 +684,24 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        batches = [_to_device(source.next(), device) for _ in range(accum)]
-        for batch, divisor in zip(batches, _loss_divisors(batches, step)):
-            with autocast():
-                _, loss = run_batch(forward_model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}; "
-                                         f"try a smaller learning rate or stronger clipping")
-            scaler.scale(loss / divisor).backward()      # float16: loss x scale; otherwise unchanged
-            loss_sum += float(loss.detach()) / divisor
+        batches = [source.next() for _ in range(accum)]   # global batches: the same on every rank
+        pieces = [distributed.shard(b, r, world) for b in batches for r in range(world)]
+        divisors = _loss_divisors(pieces, step)            # weights of every rank's share of the step
+        for i, batch in enumerate(batches):
+            last = i == accum - 1                          # DDP all-reduces on the last backward only
+            with contextlib.nullcontext() if world == 1 or last else forward_model.no_sync():
+                with autocast():
+                    _, loss = run_batch(forward_model, _to_device(pieces[i * world + rank], device))
+                if world == 1 and not torch.isfinite(loss):
+                    raise FloatingPointError(_nonfinite(float(loss), step))
+                divisor = divisors[i * world + rank] / world  # DDP divides the summed gradient by world
+                scaler.scale(loss / divisor).backward()    # float16: loss x scale; otherwise unchanged
+            loss_sum += float(loss.detach()) / divisors[i * world + rank]
             history.tokens += _batch_tokens(batch)
+        if world > 1:
+            loss_sum = distributed.all_reduce_sum([loss_sum])[0]  # the loss of the whole step
+            if not math.isfinite(loss_sum):
+                raise FloatingPointError(_nonfinite(loss_sum, step))
         scaler.unscale_(optimizer)                        # float16: the true gradients again
         max_norm = math.inf if config.grad_clip is None else config.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # the norm before clipping
@@ -682,6 +725,10 @@ def train(
     bar.close()
     save(end_step)
     return history
+
+
+def _nonfinite(loss: float, step: int) -> str:
+    return f"the loss became {loss} at step {step + 1}; try a smaller learning rate or stronger clipping"
 
 
 def _check_train_args(model, data, config, eval_fn, history, resume_from, stop_after, on_step) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from badinput import Bool, Case, Custom, Fn, Int, make_test
+from badinput import Bool, Case, Custom, Device, Fn, Int, make_test
 from lmlib import pretrained as P
 from lmlib.training import History
 
@@ -53,7 +53,7 @@ def _train_valid():
     recipe = P.merge_recipe(P.COURSE_GPT_RECIPE, TINY)
     torch.manual_seed(0)
     return dict(model=GPT(GPTConfig(vocab_size=10, **recipe["model"])), recipe=recipe, data=_course_data(),
-                progress=False, checkpoint_path=None, checkpoint_interval=None, resume_from=None)
+                progress=False, checkpoint_path=None, checkpoint_interval=None, resume_from=None, device="cpu")
 
 
 SPECS = [
@@ -84,7 +84,8 @@ SPECS = [
                                                 ("typo_section", {**P.COURSE_GPT_RECIPE, "trian": {}}),
                                                 ("missing_section", {"data": P.COURSE_GPT_RECIPE["data"]})]),
              "data": Custom([("str", "data"), ("none", None), ("tensor", torch.zeros(3))]), "progress": Bool(),
-             "checkpoint_path": PATHS, "checkpoint_interval": Int(min=1, nullable=True), "resume_from": PATHS},
+             "checkpoint_path": PATHS, "checkpoint_interval": Int(min=1, nullable=True), "resume_from": PATHS,
+             "device": Device()},
        aliases={"recipe": ["trian", "section"]}),
     Fn("lmlib.pretrained.course_gpt", valid=lambda: dict(recipe=None, progress=False, retrain=False, verbose=False,
                                                          cache=_tmp()),
