@@ -20,7 +20,7 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation applications clean
+.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation applications scaling clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
@@ -31,6 +31,7 @@ help:
 	@echo "make experiments - rerun chapter 7's fine-tuning experiments (lmlib/models/experiments/)"
 	@echo "make ablation - rerun chapter 8's GPT-2 -> Llama ablation (lmlib/models/experiments/ch08-*)"
 	@echo "make applications - rerun chapter 9's summarization and generation experiments (lmlib/models/experiments/ch09-*)"
+	@echo "make scaling - rerun chapter 10's scaling-law sweep (lmlib/models/experiments/ch10-scaling.json; about 25 CPU-minutes)"
 
 # The virtual environment is (re)installed whenever requirements.txt or pyproject.toml change.
 $(STAMP): requirements.txt pyproject.toml
@@ -95,3 +96,6 @@ applications: install
 
 clean:
 	rm -rf _build
+
+scaling: install
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python scripts/scaling_sweep.py --config configs/experiments/scaling-sweep.json
