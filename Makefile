@@ -20,7 +20,7 @@ TEST_ENV  := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1
 # Which notebooks notebooks-test checks and `make notebooks` re-executes (default: all of them).
 NOTEBOOKS ?= notebooks/*.ipynb
 
-.PHONY: help install book test unit notebooks-test book-strict notebooks models sweeps experiments ablation applications scaling clean
+.PHONY: help install back-matter book test unit notebooks-test book-strict notebooks models sweeps experiments ablation applications scaling clean
 
 help:
 	@echo "make book   - set up .venv, install everything, build the HTML book (executes notebooks)"
@@ -43,7 +43,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-book: install
+# The glossary and the report card are generated from the chapters and the stored metrics.
+back-matter: install
+	$(BIN)/python scripts/build_back_matter.py
+
+book: install back-matter
 	$(JB) build . --keep-going
 	@echo
 	@echo "The book is at: $(abspath _build/html/index.html)"
@@ -58,7 +62,7 @@ notebooks-test: install
 
 # nbval has just proven that the committed outputs are what the code produces, so the strict
 # build renders those outputs instead of executing every notebook a second time.
-book-strict: install
+book-strict: install back-matter
 	@mkdir -p _build
 	sed 's/^\(  *execute_notebooks:\).*/\1 "off"/' _config.yml > _build/_config_strict.yml
 	$(JB) build . --config _build/_config_strict.yml -n -W --keep-going
